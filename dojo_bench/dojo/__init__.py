@@ -1,0 +1,1 @@
+"""dojo_bench/dojo."""
