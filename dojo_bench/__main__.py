@@ -1,0 +1,3 @@
+from dojo_bench.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,184 @@
+"""``dojo-bench <verb> key=value ...``: the only Hydra-aware layer.
+
+Each verb has a Hydra config tree under ``dojo_bench/conf/<verb>/`` (``config.yaml`` plus a ``size`` group with
+``default`` and ``tiny`` presets). The CLI composes it with the user's overrides, builds the verb's typed config,
+calls a plain function, prints a summary, and ends with one line saying what it wrote where. Errors become one
+line on stderr and a non-zero exit code (2 for usage errors).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from dojo_bench.errors import DojoError, UsageError
+
+USAGE = """usage: dojo-bench <verb> [key=value ...]
+
+verbs:
+  data      record the dojo as LeRobot datasets   (kind=robot|human|counterfactual out=DIR episodes=N ...)
+  inspect   load a dataset back and summarise it  (path=DIR, or just DIR)
+  demo      the main job, at small scale          (out=DIR)
+
+every verb takes size=tiny|default, seed=N, device=auto|cpu|cuda; writing verbs take out=DIR, overwrite=true.
+`dojo-bench <verb> --help` lists a verb's keys and defaults."""
+
+COMMON_KEYS = ("overwrite", "device", "preset")  # handled by the CLI, not by the verbs' configs
+POSITIONAL_KEY = {"inspect": "path"}  # a bare argument (no '=') means this key
+
+
+def compose(verb: str, overrides: list[str]):
+    """The verb's config with ``overrides`` applied; usage errors in one line."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(config_module=f"dojo_bench.conf.{verb}", version_base=None):
+            cfg = hydra_compose(config_name="config", overrides=overrides)
+        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except (HydraException, OmegaConfBaseException) as error:
+        raise UsageError(_explain(verb, error)) from None
+
+
+def _explain(verb: str, error: Exception) -> str:
+    text = str(error).strip()
+    first = text.splitlines()[0] if text else type(error).__name__
+    if "Could not override" in text or "not in struct" in text or "Key '" in first and "is not in struct" in text:
+        key = first.split("'")[1] if "'" in first else first
+        return f"unknown key {key!r} for `dojo-bench {verb}` (see `dojo-bench {verb} --help`)"
+    if "Missing mandatory value" in text:
+        key = text.split("Missing mandatory value:")[-1].split()[0].strip(" .'")
+        return f"{key}= is required for `dojo-bench {verb}`"
+    if "Could not find" in text and "size" in text:
+        return f"unknown size preset; choose size=tiny or size=default ({first})"
+    return f"bad arguments for `dojo-bench {verb}`: {first}"
+
+
+def build(config_class: type, cfg: dict[str, Any]):
+    """The typed config from the composed dict (the CLI-only keys stripped)."""
+    names = {f.name for f in fields(config_class)}
+    return config_class(**{k: v for k, v in cfg.items() if k in names})
+
+
+# -- verbs -----------------------------------------------------------------------------------------------
+def _verb_data(cfg: dict[str, Any]) -> str:
+    from dojo_bench.dojo.generate import run_data
+    from dojo_bench.dojo.recording import DataConfig
+
+    config = build(DataConfig, cfg)
+    summary = run_data(config, overwrite=bool(cfg["overwrite"]))
+    _print_data_summary(summary)
+    return f"wrote {config.kind} datasets ({', '.join(summary['splits'])}) to {Path(config.out).resolve()}"
+
+
+def _print_data_summary(summary: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{summary['kind']} data ({summary['task']})")
+    for column in ("split", "policy", "episodes", "success", "95% interval"):
+        table.add_column(column)
+    for split, s in summary["splits"].items():
+        for policy, r in s["success"].items():
+            table.add_row(split, policy, str(r["n"]), f"{r['rate']:.1%}", f"{r['low']:.1%} - {r['high']:.1%}")
+    console = Console()
+    console.print(table)
+    frames = sum(s["frames"] for s in summary["splits"].values())
+    size = sum(s["bytes"] for s in summary["splits"].values())
+    console.print(
+        f"{frames} frames, {size / 1e6:.1f} MB ({size / 1e6 / max(frames, 1) * 1e4:.1f} MB per 10k frames); "
+        f"{summary['steps_per_second_per_process']} env steps/s per process "
+        f"(simulation, rendering and encoding) on {summary['workers']} workers"
+    )
+
+
+def _verb_inspect(cfg: dict[str, Any]) -> str:
+    from dojo_bench.dojo.inspect import find_datasets, inspect_dataset
+
+    summaries = [inspect_dataset(root, decode=bool(cfg["decode"])) for root in find_datasets(Path(cfg["path"]))]
+    for s in summaries:
+        print(json.dumps(s, indent=2))
+    frames = sum(s["frames"] for s in summaries)
+    return f"loaded {len(summaries)} dataset(s), {frames} frames, from {Path(cfg['path']).resolve()}"
+
+
+def _verb_demo(cfg: dict[str, Any]) -> str:
+    from dojo_bench.dojo.generate import run_data
+    from dojo_bench.dojo.inspect import find_datasets, inspect_dataset
+    from dojo_bench.dojo.recording import DataConfig
+
+    config = DataConfig(
+        kind="robot",
+        out=cfg["out"],
+        episodes=cfg["episodes"],
+        task=cfg["task"],
+        max_steps=cfg["max_steps"],
+        workers=cfg["workers"],
+        seed=cfg["seed"],
+    )
+    summary = run_data(config, overwrite=bool(cfg["overwrite"]))
+    _print_data_summary(summary)
+    for root in find_datasets(Path(config.out)):
+        print(json.dumps(inspect_dataset(root), indent=2))
+    return f"demo: wrote and reloaded a robot dataset in {Path(config.out).resolve()}"
+
+
+VERBS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "data": _verb_data,
+    "inspect": _verb_inspect,
+    "demo": _verb_demo,
+}
+
+
+def _verb_help(verb: str) -> str:
+    from importlib.resources import files
+
+    return files(f"dojo_bench.conf.{verb}").joinpath("config.yaml").read_text()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0 if argv else 2
+    verb, args = argv[0], argv[1:]
+    if verb not in VERBS:
+        print(f"dojo-bench: error: unknown verb {verb!r}; verbs: {', '.join(VERBS)}", file=sys.stderr)
+        return 2
+    if any(a in ("-h", "--help") for a in args):
+        print(_verb_help(verb))
+        return 0
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    overrides = []
+    for arg in args:
+        if "=" not in arg and verb in POSITIONAL_KEY:
+            arg = f"{POSITIONAL_KEY[verb]}={arg}"
+        elif "=" not in arg:
+            print(f"dojo-bench {verb}: error: expected key=value, got {arg!r}", file=sys.stderr)
+            return 2
+        overrides.append(arg)
+    try:
+        cfg = compose(verb, overrides)
+        line = VERBS[verb](cfg)
+    except DojoError as error:
+        print(f"dojo-bench {verb}: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print(f"dojo-bench {verb}: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""Load a recorded dataset back with lerobot, check that it decodes, and summarise it."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from dojo_bench.errors import DojoError
+from dojo_bench.keys import ACTION, DOJO_META_FILE, OBS_IMAGE
+from dojo_bench.metrics import success_rate
+
+
+def is_lerobot_dataset(path: Path) -> bool:
+    return (path / "meta" / "info.json").is_file()
+
+
+def find_datasets(path: Path) -> list[Path]:
+    """``path`` itself if it is a LeRobot dataset, else its immediate sub-directories that are."""
+    if not path.is_dir():
+        raise DojoError(f"{path} does not exist or is not a directory")
+    if is_lerobot_dataset(path):
+        return [path]
+    found = sorted(p for p in path.iterdir() if p.is_dir() and is_lerobot_dataset(p))
+    if not found:
+        raise DojoError(f"{path} is not a LeRobot dataset (no meta/info.json) and holds none")
+    return found
+
+
+def load_dataset(root: Path, delta_timestamps: dict[str, list[float]] | None = None):
+    """``LeRobotDataset`` from a local root, offline, decoding video with PyAV."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    if not is_lerobot_dataset(root):
+        raise DojoError(f"{root} is not a LeRobot dataset (no meta/info.json)")
+    try:
+        return LeRobotDataset(
+            f"dojo/{root.name}", root=root, video_backend="pyav", delta_timestamps=delta_timestamps
+        )
+    except Exception as error:  # lerobot raises many kinds; the user needs one line
+        raise DojoError(f"{root} could not be loaded as a LeRobot dataset: {error}") from error
+
+
+def inspect_dataset(root: Path, decode: bool = True) -> dict[str, Any]:
+    """Episodes, frames, features, per-policy success; with ``decode``, every episode's first and last frame."""
+    info = json.loads((root / "meta" / "info.json").read_text()) if is_lerobot_dataset(root) else {}
+    features = info.get("features", {})
+    delta = {key: [-0.1, 0.0] for key in (OBS_IMAGE,) if key in features}
+    delta.update({ACTION: [0.0, 0.1]} if ACTION in features else {})
+    dataset = load_dataset(root, delta_timestamps=delta or None)
+    decoded = 0
+    if decode and OBS_IMAGE in features:
+        for ep in range(dataset.num_episodes):
+            start = int(dataset.meta.episodes["dataset_from_index"][ep])
+            end = int(dataset.meta.episodes["dataset_to_index"][ep]) - 1
+            for index in (start, end):
+                frame = dataset[index][OBS_IMAGE]
+                if tuple(frame.shape) != (2, 3, 96, 96):
+                    raise DojoError(f"{root}: frame {index} decoded with shape {tuple(frame.shape)}")
+                decoded += 1
+    summary: dict[str, Any] = {
+        "path": str(root),
+        "episodes": dataset.num_episodes,
+        "frames": dataset.num_frames,
+        "fps": dataset.fps,
+        "features": sorted(k for k in features if k not in ("timestamp", "frame_index", "episode_index", "index", "task_index")),
+        "decoded_frames": decoded,
+    }
+    meta_path = root / DOJO_META_FILE
+    if meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        by_policy: dict[str, list[bool]] = {}
+        for record in meta["episodes"]:
+            by_policy.setdefault(record["policy"], []).append(record["success"])
+        summary["kind"], summary["role"] = meta["kind"], meta["role"]
+        summary["success"] = {
+            policy: {"rate": round(r.rate, 3), "low": round(r.low, 3), "high": round(r.high, 3), "n": r.n}
+            for policy, r in ((p, success_rate(s)) for p, s in sorted(by_policy.items()))
+        }
+    return summary

@@ -1,0 +1,402 @@
+"""``dojo-bench data``: record the dojo as LeRobot datasets (v3, written with lerobot's API, offline).
+
+Layout of ``out=DIR`` by kind:
+- ``robot``: ``train/`` and ``validation/``: the robot lab under a task, scripted policies.
+- ``human``: ``train/`` and ``validation/`` hold video and ground truth only (no actions, no proprioception),
+  ``train_actions/`` and ``validation_actions/`` hold the hidden hand positions and actions, episode for episode,
+  for the ground-truth-action ablation only.
+- ``counterfactual``: ``counterfactual/``: groups of episodes sharing a start state, one per variant
+  (expert, noisy, random), all of the same length.
+
+Parallel and resumable: episodes are cut into shards of consecutive indices; worker processes write each shard
+as its own LeRobot dataset under ``DIR/.work`` and mark it done; finished shards survive an interruption, an
+unfinished one is redone from scratch. When every shard is done they are merged in order with lerobot's
+``aggregate_datasets``. Every episode's content depends only on (seed, kind, split, index), never on the worker.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing as mp
+import os
+import shutil
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dojo_bench.dojo.episodes import Episode, run_episode
+from dojo_bench.dojo.experts import POLICIES, make_policy
+from dojo_bench.dojo.tasks import get_task
+from dojo_bench.errors import UsageError
+from dojo_bench.keys import (
+    ACTION,
+    DOJO_META_FILE,
+    GT_COVERAGE,
+    GT_GROUP,
+    GT_OBJECT_POSE,
+    GT_POLICY,
+    GT_PROGRESS,
+    GT_SEED,
+    GT_SUCCESS,
+    OBS_IMAGE,
+    OBS_STATE,
+)
+from dojo_bench.run_dir import write_json
+
+# lerobot's aggregation draws tqdm bars of its own; ours is the rich bar. tqdm reads this when it is imported.
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+KINDS = ("robot", "human", "counterfactual")
+KIND_CODES = {"robot": 1, "human": 2, "counterfactual": 3}
+POLICY_NAMES = tuple(POLICIES)  # index = value of gt.policy
+FPS = 10
+HUMAN_INSTRUCTION = "Push the object onto its outline."
+
+
+@dataclass
+class DataConfig:
+    """What ``dojo-bench data`` records. Built by the CLI from Hydra; validated here."""
+
+    kind: str = "robot"
+    out: str = ""
+    episodes: int = 100
+    task: str = "pusht_bench"
+    policy: str = "mix"  # a policy name, or "mix" to draw each episode's policy from policy_mix
+    policy_mix: dict[str, float] = field(default_factory=lambda: {"expert": 0.5, "noisy": 0.3, "random": 0.2})
+    validation_fraction: float = 0.1
+    max_steps: int | None = None  # None: the task's horizon
+    counterfactual_length: int = 40  # frames per counterfactual episode
+    workers: int = 0  # 0: one per core, at most 8
+    shard_size: int = 0  # episodes per shard; 0: chosen from episodes and workers
+    vcodec: str = "libsvtav1"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise UsageError(f"unknown kind={self.kind!r}; choose one of {', '.join(KINDS)}")
+        if not self.out:
+            raise UsageError("out=DIR is required: where to write the datasets")
+        if not isinstance(self.episodes, int) or self.episodes <= 0:
+            raise UsageError(f"episodes must be a positive integer, got {self.episodes!r}")
+        get_task(self.task)
+        if self.policy != "mix":
+            if self.policy not in POLICY_NAMES:
+                raise UsageError(f"unknown policy={self.policy!r}; choose mix or one of {', '.join(POLICY_NAMES)}")
+            self.policy_mix = {self.policy: 1.0}
+        self.policy_mix = dict(self.policy_mix)
+        unknown = set(self.policy_mix) - set(POLICY_NAMES)
+        if unknown or not self.policy_mix or any(w < 0 for w in self.policy_mix.values()):
+            raise UsageError(
+                f"policy_mix must map some of {', '.join(POLICY_NAMES)} to non-negative weights, "
+                f"got {dict(self.policy_mix)}"
+            )
+        if sum(self.policy_mix.values()) <= 0:
+            raise UsageError("policy_mix weights must not all be zero")
+        if not 0 <= self.validation_fraction < 1:
+            raise UsageError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
+        if self.max_steps is not None and self.max_steps <= 0:
+            raise UsageError(f"max_steps must be positive, got {self.max_steps}")
+        if self.counterfactual_length <= 1:
+            raise UsageError("counterfactual_length must be at least 2 frames")
+        if self.workers < 0 or self.shard_size < 0:
+            raise UsageError("workers and shard_size must be >= 0 (0 picks automatically)")
+
+    @property
+    def horizon(self) -> int:
+        return self.max_steps or get_task(self.task).horizon
+
+    def num_workers(self) -> int:
+        return self.workers or max(1, min(8, os.cpu_count() or 1))
+
+
+# -- what each kind records ----------------------------------------------------------------------------
+def _vec(dtype: str, names: list[str]) -> dict[str, Any]:
+    return {"dtype": dtype, "shape": (len(names),), "names": names}
+
+
+IMAGE_FEATURE = {"dtype": "video", "shape": (96, 96, 3), "names": ["height", "width", "channels"]}
+GROUND_TRUTH_FEATURES = {
+    GT_OBJECT_POSE: _vec("float32", ["x", "y", "theta"]),
+    GT_COVERAGE: _vec("float32", ["coverage"]),
+    GT_PROGRESS: _vec("float32", ["progress"]),
+    GT_SUCCESS: _vec("bool", ["success"]),
+    GT_POLICY: _vec("int64", ["policy"]),
+    GT_SEED: _vec("int64", ["seed"]),
+}
+ROBOT_FEATURES = {
+    OBS_IMAGE: IMAGE_FEATURE,
+    OBS_STATE: _vec("float32", ["x", "y"]),
+    ACTION: _vec("float32", ["x", "y"]),
+    **GROUND_TRUTH_FEATURES,
+}
+COUNTERFACTUAL_FEATURES = {**ROBOT_FEATURES, GT_GROUP: _vec("int64", ["group"])}
+HUMAN_VIDEO_FEATURES = {OBS_IMAGE: IMAGE_FEATURE, **GROUND_TRUTH_FEATURES}
+HUMAN_ACTION_FEATURES = {
+    OBS_STATE: _vec("float32", ["x", "y"]),
+    ACTION: _vec("float32", ["x", "y"]),
+    GT_POLICY: _vec("int64", ["policy"]),
+    GT_SEED: _vec("int64", ["seed"]),
+}
+
+
+@dataclass(frozen=True)
+class Split:
+    """One dataset (or a video/actions pair, for the human kind) of a run."""
+
+    name: str
+    episodes: int
+    first_index: int  # episode indices of this split are first_index .. first_index + episodes - 1
+
+
+def plan_splits(config: DataConfig) -> list[Split]:
+    if config.kind == "counterfactual":
+        return [Split("counterfactual", config.episodes, 0)]
+    validation = round(config.episodes * config.validation_fraction)
+    if config.validation_fraction > 0 and config.episodes >= 2:
+        validation = max(1, validation)
+    splits = [Split("train", config.episodes - validation, 0)]
+    if validation:
+        splits.append(Split("validation", validation, config.episodes - validation))
+    return [s for s in splits if s.episodes > 0]
+
+
+def dataset_dirs(kind: str, split: str) -> dict[str, str]:
+    """role -> sub-directory name: ``main`` always, ``actions`` for the human kind."""
+    if kind == "human":
+        return {"main": split, "actions": f"{split}_actions"}
+    return {"main": split}
+
+
+def episode_seed(config: DataConfig, index: int) -> int:
+    """The seed of episode ``index``: a function of (seed, kind, index) only."""
+    sequence = np.random.SeedSequence([config.seed, KIND_CODES[config.kind], index])
+    return int(sequence.generate_state(1, dtype=np.uint32)[0])
+
+
+def episode_policy(config: DataConfig, seed: int) -> str:
+    names = list(config.policy_mix)
+    weights = np.array([config.policy_mix[n] for n in names], dtype=float)
+    return names[int(np.random.default_rng([seed, 7]).choice(len(names), p=weights / weights.sum()))]
+
+
+# -- producing episodes ----------------------------------------------------------------------------------
+def _make_world(config: DataConfig):
+    from dojo_bench.dojo.worlds import HumanWorld, RobotLab
+
+    task = get_task(config.task)
+    return HumanWorld(task.success_threshold) if config.kind == "human" else RobotLab(task)
+
+
+def produce(config: DataConfig, world, index: int) -> list[tuple[Episode, int]]:
+    """The episode(s) for ``index``: (episode, counterfactual group or -1).
+
+    For the counterfactual kind, index is a group: one episode per policy from the same start state.
+    """
+    seed = episode_seed(config, index)
+    if config.kind == "counterfactual":
+        return [
+            (
+                run_episode(
+                    world,
+                    make_policy(name),
+                    name,
+                    seed=seed + k + 1,
+                    reset_seed=seed,
+                    max_steps=config.counterfactual_length - 1,
+                    stop_on_success=False,
+                ),
+                index,
+            )
+            for k, name in enumerate(POLICY_NAMES)
+        ]
+    name = episode_policy(config, seed)
+    return [(run_episode(world, make_policy(name), name, seed=seed, max_steps=config.horizon), -1)]
+
+
+def _rows(episode: Episode, group: int, features: dict[str, Any]) -> list[dict[str, Any]]:
+    length = episode.length
+    constant = {
+        GT_POLICY: np.array([POLICY_NAMES.index(episode.policy)], dtype=np.int64),
+        GT_SEED: np.array([episode.seed], dtype=np.int64),
+        GT_GROUP: np.array([group], dtype=np.int64),
+    }
+    rows = []
+    for t in range(length):
+        row: dict[str, Any] = {}
+        for key in features:
+            row[key] = constant[key] if key in constant else episode.frames[key][t]
+        rows.append(row)
+    return rows
+
+
+def features_for(kind: str) -> dict[str, dict[str, Any]]:
+    """role -> lerobot features."""
+    if kind == "human":
+        return {"main": HUMAN_VIDEO_FEATURES, "actions": HUMAN_ACTION_FEATURES}
+    if kind == "counterfactual":
+        return {"main": COUNTERFACTUAL_FEATURES}
+    return {"main": ROBOT_FEATURES}
+
+
+# -- shards ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Shard:
+    split: str
+    number: int
+    indices: tuple[int, ...]
+
+    def path(self, work: Path) -> Path:
+        return work / self.split / f"shard-{self.number:05d}"
+
+
+def plan_shards(config: DataConfig) -> list[Shard]:
+    shards = []
+    for split in plan_splits(config):
+        size = config.shard_size or max(1, min(25, math.ceil(split.episodes / (4 * config.num_workers()))))
+        indices = list(range(split.first_index, split.first_index + split.episodes))
+        for number, start in enumerate(range(0, len(indices), size)):
+            shards.append(Shard(split.name, number, tuple(indices[start : start + size])))
+    return shards
+
+
+def _silence_encoders() -> None:
+    os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its config for every video otherwise
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    warnings.filterwarnings("ignore", message="Converting input from bool", category=RuntimeWarning)
+    import av
+    import datasets
+
+    av.logging.set_level(av.logging.ERROR)
+
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+
+
+def write_shard(config: DataConfig, shard: Shard, work: Path, on_episode=None) -> dict[str, Any]:
+    """Record one shard as LeRobot dataset(s) under ``work``; returns its episode records and timing."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    _silence_encoders()
+    started = time.perf_counter()
+    root = shard.path(work)
+    if root.exists():
+        shutil.rmtree(root)  # an unfinished shard from an interrupted run: redo it whole
+    world = _make_world(config)
+    instruction = HUMAN_INSTRUCTION if config.kind == "human" else get_task(config.task).instruction
+    roles = features_for(config.kind)
+    writers = {
+        role: LeRobotDataset.create(
+            repo_id=f"dojo/{shard.split}-{shard.number}-{role}",
+            fps=FPS,
+            features=features,
+            root=root / role,
+            robot_type="human" if config.kind == "human" else "pusht",
+            use_videos=OBS_IMAGE in features,
+            streaming_encoding=OBS_IMAGE in features,
+            vcodec=config.vcodec,
+        )
+        for role, features in roles.items()
+    }
+    records, frames = [], 0
+    for index in shard.indices:
+        for episode, group in produce(config, world, index):
+            for role, writer in writers.items():
+                for row in _rows(episode, group, roles[role]):
+                    writer.add_frame({**row, "task": instruction})
+                writer.save_episode()
+            frames += episode.length
+            records.append(
+                {
+                    "index": index,
+                    "seed": episode.seed,
+                    "policy": episode.policy,
+                    "group": group,
+                    "length": episode.length,
+                    "success": episode.success,
+                    "max_coverage": round(episode.max_coverage, 4),
+                }
+            )
+        if on_episode is not None:
+            on_episode()
+    for writer in writers.values():
+        writer.finalize()
+    result = {"episodes": records, "frames": frames, "seconds": time.perf_counter() - started}
+    write_json(root / "DONE.json", result)
+    return result
+
+
+_progress_queue = None
+
+
+def _init_worker(queue) -> None:
+    global _progress_queue
+    _progress_queue = queue
+
+
+def _write_shard_in_worker(args) -> dict[str, Any]:
+    config, shard, work = args
+    return write_shard(config, shard, work, on_episode=lambda: _progress_queue.put(1))
+
+
+def read_done(shard: Shard, work: Path) -> dict[str, Any] | None:
+    marker = shard.path(work) / "DONE.json"
+    return json.loads(marker.read_text()) if marker.is_file() else None
+
+
+def record_shards(config: DataConfig, shards: list[Shard], work: Path, advance) -> None:
+    """Write the given shards, in worker processes when there are several workers."""
+    workers = min(config.num_workers(), len(shards))
+    if workers <= 1:
+        for shard in shards:
+            write_shard(config, shard, work, on_episode=lambda: advance(1))
+        return
+    context = mp.get_context("fork")
+    queue = context.SimpleQueue()
+    with context.Pool(workers, initializer=_init_worker, initargs=(queue,)) as pool:
+        pending = pool.map_async(_write_shard_in_worker, [(config, s, work) for s in shards], chunksize=1)
+        while not pending.ready():
+            pending.wait(0.2)
+            while not queue.empty():
+                advance(queue.get())
+        pending.get()  # re-raises a worker's exception
+        while not queue.empty():
+            advance(queue.get())
+
+
+# -- merging ---------------------------------------------------------------------------------------------
+def merge_split(config: DataConfig, split: Split, shards: list[Shard], work: Path, out: Path) -> list[dict]:
+    """Merge the split's finished shards, in order, into ``out/<split>`` (and its actions twin)."""
+    from lerobot.datasets.aggregate import aggregate_datasets
+
+    _silence_encoders()
+    mine = sorted((s for s in shards if s.split == split.name), key=lambda s: s.number)
+    records = [r for s in mine for r in read_done(s, work)["episodes"]]
+    for role, name in dataset_dirs(config.kind, split.name).items():
+        target = out / name
+        if target.exists():
+            shutil.rmtree(target)  # a merge cut short by an interruption: redo it
+        aggregate_datasets(
+            repo_ids=[f"dojo/{s.split}-{s.number}-{role}" for s in mine],
+            aggr_repo_id=f"dojo/{name}",
+            roots=[s.path(work) / role for s in mine],
+            aggr_root=target,
+        )
+        write_json(
+            target / DOJO_META_FILE,
+            {
+                "kind": config.kind,
+                "role": role,
+                "split": split.name,
+                "task": config.task if config.kind != "human" else None,
+                "policies": list(POLICY_NAMES),
+                "config": asdict(config),
+                "episodes": records,
+            },
+        )
+    return records

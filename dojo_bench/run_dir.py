@@ -1,0 +1,89 @@
+"""The ``out=DIR`` contract shared by every verb.
+
+A run directory carries ``run.json``: the verb, its config, a hash of the parts of the config that change
+results, and a status. An unfinished run of the same config is resumed; a finished run, a different config or
+foreign files are refused unless ``overwrite=true``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dojo_bench.errors import UsageError
+
+RUN_FILE = "run.json"
+# Keys that do not change what a run produces: resuming with other values is allowed.
+NEUTRAL_KEYS = frozenset({"out", "overwrite", "workers", "device"})
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    relevant = {k: v for k, v in config.items() if k not in NEUTRAL_KEYS}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Write JSON atomically (a reader never sees half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
+    tmp.replace(path)
+
+
+@dataclass
+class RunDir:
+    path: Path
+    verb: str
+    config: dict[str, Any]
+    resumed: bool
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        record = json.loads((self.path / RUN_FILE).read_text())
+        record.update(status="finished", finished_at=time.time(), summary=summary)
+        write_json(self.path / RUN_FILE, record)
+
+
+def prepare_run_dir(out: str | Path, verb: str, config: dict[str, Any], overwrite: bool) -> RunDir:
+    """Create, resume or refuse ``out`` for a run of ``verb`` with ``config`` (see module docstring)."""
+    path = Path(out).expanduser()
+    digest = config_hash(config)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"out={path} is a file, not a directory")
+    if path.exists() and any(path.iterdir()):
+        record_path = path / RUN_FILE
+        record = _read_record(record_path)
+        if overwrite:
+            shutil.rmtree(path)
+        elif record is None:
+            raise UsageError(f"out={path} is not empty and holds no dojo-bench run: choose another out= "
+                             "or pass overwrite=true")
+        elif record.get("verb") != verb or record.get("config_hash") != digest:
+            raise UsageError(
+                f"out={path} holds a {record.get('verb')} run with a different config: choose another out= "
+                "or pass overwrite=true"
+            )
+        elif record.get("status") == "finished":
+            raise UsageError(f"out={path} holds a finished {verb} run: pass overwrite=true to redo it")
+        else:
+            return RunDir(path, verb, config, resumed=True)
+    path.mkdir(parents=True, exist_ok=True)
+    write_json(
+        path / RUN_FILE,
+        {"verb": verb, "config": config, "config_hash": digest, "status": "running", "started_at": time.time()},
+    )
+    return RunDir(path, verb, config, resumed=False)
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) and "verb" in record else None
