@@ -6,7 +6,9 @@ Layout:
   holds whatever else a consumer needs (training config, latent scale, provenance), as plain JSON.
 - ``model.safetensors``: tensors named ``<component>.<parameter>``; its metadata records the SHA-256 of the
   components' canonical JSON, so weights and a config that do not belong together are refused even when every shape
-  happens to match (e.g. a changed attention mode).
+  happens to match (e.g. a changed attention mode). ``config.json`` records the SHA-256 of the weights file
+  (``weights_sha256``), which catches damage that still parses (flipped bytes) and doubles as the checkpoint hash
+  for provenance.
 
 Every problem a user can cause (missing or corrupt file, foreign config, shapes that do not match, an action
 dimension or image size other than the caller's) raises ``CheckpointError`` (a ``ValueError``) with one line.
@@ -62,6 +64,14 @@ def _config_hash(components: dict[str, dict[str, Any]]) -> str:
     return hashlib.sha256(_canonical(components).encode()).hexdigest()
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _atomic_write(path: Path, write) -> None:
     """Write through a temporary sibling and rename, so an interrupted save never leaves a half-written file."""
     tmp = path.with_name(path.name + ".tmp")
@@ -91,7 +101,7 @@ def save_world_model(
     components = {name: dataclasses.asdict(m.cfg) for name, m in modules.items()}
     payload = {"format": CHECKPOINT_FORMAT, "version": FORMAT_VERSION, "components": components, "extra": extra or {}}
     try:
-        text = json.dumps(payload, indent=2, sort_keys=True)
+        json.dumps(payload)
     except TypeError as err:
         raise ValueError(f"extra must be plain JSON (dicts, lists, str, numbers, bool, None): {err}") from err
 
@@ -104,6 +114,8 @@ def save_world_model(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     _atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(tensors, str(p), metadata=metadata))
+    payload["weights_sha256"] = file_sha256(directory / WEIGHTS_FILE)
+    text = json.dumps(payload, indent=2, sort_keys=True)
     _atomic_write(directory / CONFIG_FILE, lambda p: p.write_text(text + "\n"))
     return directory
 
@@ -205,6 +217,11 @@ def load_world_model(
 
     weights_path = directory / WEIGHTS_FILE
     tensors, metadata = _read_weights(weights_path)
+    recorded = payload.get("weights_sha256")
+    if recorded is not None and recorded != file_sha256(weights_path):
+        raise CheckpointError(
+            f"{weights_path}: SHA-256 differs from the one recorded in {CONFIG_FILE} (damaged or replaced file)"
+        )
     stored_hash = metadata.get("config_sha256")
     if stored_hash != _config_hash(components):
         raise CheckpointError(

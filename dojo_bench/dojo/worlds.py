@@ -142,7 +142,13 @@ class RobotLab(PushWorld):
             super().reset(seed=seed)  # builds the scene so the agent can be placed against it
             object_pose = self.task.start.sample_object_pose(rng)
             state = np.concatenate([self._place_agent(rng, object_pose), object_pose])
-            out = super().reset(seed=seed, options={"reset_to_state": state})
+            super().reset(seed=seed, options={"reset_to_state": state})
+            # gym-pusht sets the position before the angle, which turns the body about its centre of gravity
+            # and so moves it (kept upstream for legacy data). Place it exactly where it was sampled.
+            self.block.angle = object_pose[2]
+            self.block.position = tuple(object_pose[:2])
+            self.space.reindex_shapes_for_body(self.block)
+            out = self.get_obs(), self._get_info()
         self.success_threshold = self.task.success_threshold
         return out
 

@@ -1,0 +1,106 @@
+"""The CLI contract: one clear line and a non-zero exit on bad input, nothing half-written; tiny runs work."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dojo_bench.cli import main
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_line_error(err: str, fragment: str) -> None:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert fragment in lines[0], lines[0]
+
+
+def test_tiny_data_run_ends_with_one_line_saying_where(capsys, tmp_path):
+    out = tmp_path / "data"
+    code, stdout, _ = run_cli(capsys, "data", "size=tiny", f"out={out}", "kind=counterfactual")
+    assert code == 0
+    assert stdout.strip().splitlines()[-1] == f"wrote counterfactual datasets (counterfactual) to {out.resolve()}"
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "finished" and record["config"]["episodes"] == 4  # the tiny preset
+
+
+def test_non_empty_out_without_overwrite_is_refused(capsys, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    code, _, err = run_cli(capsys, "data", "size=tiny", f"out={out}")
+    assert code == 2
+    assert_one_line_error(err, "is not empty and holds no dojo-bench run")
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_finished_run_is_refused_then_redone_with_overwrite(capsys, tmp_path):
+    out = tmp_path / "run"
+    assert run_cli(capsys, "data", "size=tiny", "episodes=1", f"out={out}")[0] == 0
+    code, _, err = run_cli(capsys, "data", "size=tiny", "episodes=1", f"out={out}")
+    assert code == 2
+    assert_one_line_error(err, "holds a finished data run: pass overwrite=true")
+    code, _, err = run_cli(capsys, "data", "size=tiny", "episodes=2", f"out={out}")
+    assert code == 2
+    assert_one_line_error(err, "different config")
+    assert run_cli(capsys, "data", "size=tiny", "episodes=2", f"out={out}", "overwrite=true")[0] == 0
+    assert json.loads((out / "run.json").read_text())["config"]["episodes"] == 2
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["task=pushq"], "unknown task 'pushq'"),
+        (["colour=red"], "unknown key 'colour'"),
+        (["episodes=0"], "episodes must be a positive integer"),
+        (["episodes=-5"], "episodes must be a positive integer"),
+        (["size=huge"], "size"),
+        (["episodes"], "expected key=value"),
+    ],
+)
+def test_bad_input_gives_one_line_and_usage_exit_code(capsys, tmp_path, args, fragment):
+    out = tmp_path / "never"
+    code, _, err = run_cli(capsys, "data", f"out={out}", *args)
+    assert code == 2
+    assert_one_line_error(err, fragment)
+    assert not out.exists()  # nothing half-written
+
+
+def test_missing_out_and_unknown_verb(capsys):
+    code, _, err = run_cli(capsys, "data", "size=tiny")
+    assert code == 2
+    assert_one_line_error(err, "out= is required")
+    code, _, err = run_cli(capsys, "fly")
+    assert code == 2
+    assert_one_line_error(err, "unknown verb 'fly'")
+
+
+def test_inspect_refuses_a_folder_that_is_not_a_lerobot_dataset(capsys, tmp_path):
+    (tmp_path / "stuff").mkdir()
+    (tmp_path / "stuff" / "a.txt").write_text("x")
+    code, _, err = run_cli(capsys, "inspect", str(tmp_path / "stuff"))
+    assert code == 1
+    assert_one_line_error(err, "is not a LeRobot dataset")
+    code, _, err = run_cli(capsys, "inspect", str(tmp_path / "absent"))
+    assert code == 1
+    assert_one_line_error(err, "does not exist")
+
+
+def test_inspect_reads_a_data_run(capsys, tiny_robot_run):
+    out, _, _ = tiny_robot_run
+    code, stdout, _ = run_cli(capsys, "inspect", f"path={out}")
+    assert code == 0
+    assert stdout.strip().splitlines()[-1].startswith("loaded 2 dataset(s)")
+
+
+def test_help_lists_verbs_and_keys(capsys):
+    code, stdout, _ = run_cli(capsys, "--help")
+    assert code == 0 and "data" in stdout and "inspect" in stdout
+    code, stdout, _ = run_cli(capsys, "data", "--help")
+    assert code == 0 and "episodes:" in stdout
