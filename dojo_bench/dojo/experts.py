@@ -150,8 +150,13 @@ class PushExpert:
         return np.clip(agent + step, ARENA_LOW - 30, ARENA_HIGH + 30)
 
     # -- planning -----------------------------------------------------------------------------------------
-    def candidates(self, world: PushWorld) -> list[Primitive]:
-        """Primitives worth simulating, best heuristic first."""
+    def candidates(
+        self, world: PushWorld, count: int | None = None, spread: float | None = None, depths=None
+    ) -> list[Primitive]:
+        """Primitives worth simulating, best heuristic first (defaults from the config)."""
+        count = count or self.config.candidates
+        spread = spread or self.config.candidate_spread
+        depths = depths or self.config.push_depths
         pose, goal = world.object_pose(), world.goal_pose
         here = to_world(pose, self.points)
         there = to_world(goal, self.points)
@@ -159,11 +164,11 @@ class PushExpert:
         gain = np.einsum("nd,nd->n", there - here, push)
         chosen: list[int] = []
         for i in np.argsort(-gain):  # best first, but spread along the outline so candidates differ
-            if all(np.linalg.norm(self.points[i] - self.points[j]) > self.config.candidate_spread for j in chosen):
+            if all(np.linalg.norm(self.points[i] - self.points[j]) > spread for j in chosen):
                 chosen.append(int(i))
-            if len(chosen) == self.config.candidates:
+            if len(chosen) == count:
                 break
-        return [Primitive(self.points[i], self.normals[i], d) for i in chosen for d in self.config.push_depths]
+        return [Primitive(self.points[i], self.normals[i], d) for i in chosen for d in depths]
 
     def simulate(self, world: PushWorld, primitive: Primitive) -> float:
         """Pose error after running ``primitive`` in the world's physics; the world is rewound afterwards."""
@@ -181,6 +186,13 @@ class PushExpert:
     def choose(self, world: PushWorld) -> Primitive:
         options = self.candidates(world)
         errors = [self.simulate(world, p) for p in options]
+        now = pose_error(self.polygons, world.object_pose(), world.goal_pose)
+        if min(errors) >= now:
+            # Stuck (usually close to the goal): widen the search to gentle pushes anywhere on the outline.
+            fine = self.candidates(world, count=3 * self.config.candidates, spread=0.5 * self.config.candidate_spread,
+                                   depths=(2.0, 5.0))
+            options += fine
+            errors += [self.simulate(world, p) for p in fine]
         return options[int(np.argmin(errors))]
 
     def act(self, world: PushWorld) -> np.ndarray:
