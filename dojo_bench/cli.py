@@ -53,7 +53,12 @@ def compose(verb: str, overrides: list[str]):
 def _explain(verb: str, error: Exception) -> str:
     text = str(error).strip()
     first = text.splitlines()[0] if text else type(error).__name__
-    if "Could not override" in text or "not in struct" in text or "Key '" in first and "is not in struct" in text:
+    if (
+        "Could not override" in text
+        or "not in struct" in text
+        or "Key '" in first
+        and "is not in struct" in text
+    ):
         key = first.split("'")[1] if "'" in first else first
         return f"unknown key {key!r} for `dojo-bench {verb}` (see `dojo-bench {verb} --help`)"
     if "Missing mandatory value" in text:
@@ -105,7 +110,9 @@ def _print_data_summary(summary: dict[str, Any]) -> None:
 def _verb_inspect(cfg: dict[str, Any]) -> str:
     from dojo_bench.dojo.inspect import find_datasets, inspect_dataset
 
-    summaries = [inspect_dataset(root, decode=bool(cfg["decode"])) for root in find_datasets(Path(cfg["path"]))]
+    summaries = [
+        inspect_dataset(root, decode=bool(cfg["decode"])) for root in find_datasets(Path(cfg["path"]))
+    ]
     for s in summaries:
         print(json.dumps(s, indent=2))
     frames = sum(s["frames"] for s in summaries)

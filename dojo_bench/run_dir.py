@@ -60,8 +60,10 @@ def prepare_run_dir(out: str | Path, verb: str, config: dict[str, Any], overwrit
         if overwrite:
             shutil.rmtree(path)
         elif record is None:
-            raise UsageError(f"out={path} is not empty and holds no dojo-bench run: choose another out= "
-                             "or pass overwrite=true")
+            raise UsageError(
+                f"out={path} is not empty and holds no dojo-bench run: choose another out= "
+                "or pass overwrite=true"
+            )
         elif record.get("verb") != verb or record.get("config_hash") != digest:
             raise UsageError(
                 f"out={path} holds a {record.get('verb')} run with a different config: choose another out= "
@@ -74,7 +76,13 @@ def prepare_run_dir(out: str | Path, verb: str, config: dict[str, Any], overwrit
     path.mkdir(parents=True, exist_ok=True)
     write_json(
         path / RUN_FILE,
-        {"verb": verb, "config": config, "config_hash": digest, "status": "running", "started_at": time.time()},
+        {
+            "verb": verb,
+            "config": config,
+            "config_hash": digest,
+            "status": "running",
+            "started_at": time.time(),
+        },
     )
     return RunDir(path, verb, config, resumed=False)
 

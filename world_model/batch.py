@@ -37,7 +37,6 @@ def frames_to_images(frames: Tensor) -> Tensor:
     return frames.float().add(1.0).div(2.0).clamp(0.0, 1.0)
 
 
-
 def psnr(pred: Tensor, target: Tensor) -> Tensor:
     """Mean over the batch of per-sample PSNR (dB) for images in [0, 1]; pred/target (B, ...)."""
     mse = (pred.float() - target.float()).pow(2).flatten(1).mean(dim=1)

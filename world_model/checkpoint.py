@@ -99,7 +99,12 @@ def save_world_model(
     if not modules:
         raise ValueError("save_world_model needs at least one of tokenizer= or dit=")
     components = {name: dataclasses.asdict(m.cfg) for name, m in modules.items()}
-    payload = {"format": CHECKPOINT_FORMAT, "version": FORMAT_VERSION, "components": components, "extra": extra or {}}
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "version": FORMAT_VERSION,
+        "components": components,
+        "extra": extra or {},
+    }
     try:
         json.dumps(payload)
     except TypeError as err:
@@ -129,14 +134,19 @@ def read_config(directory: str | Path) -> dict[str, Any]:
     """Parse and check ``config.json`` (format, version, component names); returns the payload."""
     path = Path(directory) / CONFIG_FILE
     if not path.is_file():
-        raise CheckpointError(f"{path}: not found; a world-model checkpoint directory holds {CONFIG_FILE} and {WEIGHTS_FILE}")
+        raise CheckpointError(
+            f"{path}: not found; a world-model checkpoint directory holds {CONFIG_FILE} and {WEIGHTS_FILE}"
+        )
     try:
         payload = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{path}: not valid JSON ({err})") from err
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: not a {CHECKPOINT_FORMAT} config (format={payload.get('format')!r})"
-                              if isinstance(payload, dict) else f"{path}: not a {CHECKPOINT_FORMAT} config")
+        raise CheckpointError(
+            f"{path}: not a {CHECKPOINT_FORMAT} config (format={payload.get('format')!r})"
+            if isinstance(payload, dict)
+            else f"{path}: not a {CHECKPOINT_FORMAT} config"
+        )
     if payload.get("version") != FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: format version {payload.get('version')!r} is not supported (this code reads {FORMAT_VERSION})"
@@ -170,7 +180,9 @@ def _read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
             metadata = f.metadata() or {}
             tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
     except Exception as err:  # safetensors raises its own error types (and OSError) for damaged files
-        raise CheckpointError(f"{path}: not a readable safetensors file ({type(err).__name__}: {err})") from err
+        raise CheckpointError(
+            f"{path}: not a readable safetensors file ({type(err).__name__}: {err})"
+        ) from err
     return tensors, metadata
 
 
@@ -230,7 +242,7 @@ def load_world_model(
     for name, module in modules.items():
         expected = module.state_dict()
         prefix = name + "."
-        got = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        got = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
         problems = [f"missing {k}" for k in expected if k not in got]
         problems += [f"unexpected {k}" for k in got if k not in expected]
         problems += [
@@ -240,10 +252,14 @@ def load_world_model(
         ]
         if problems:
             more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
-            raise CheckpointError(f"{weights_path}: {name} weights do not match {CONFIG_FILE}: {'; '.join(problems[:3])}{more}")
+            raise CheckpointError(
+                f"{weights_path}: {name} weights do not match {CONFIG_FILE}: {'; '.join(problems[:3])}{more}"
+            )
         module.load_state_dict(got, strict=True)
         module.to(device).eval()
     unclaimed = sorted(k for k in tensors if k.split(".", 1)[0] not in modules)
     if unclaimed:
         raise CheckpointError(f"{weights_path}: tensors for components not in {CONFIG_FILE}: {unclaimed[:3]}")
-    return LoadedWorldModel(tokenizer=modules.get("tokenizer"), dit=modules.get("dit"), extra=payload.get("extra", {}))
+    return LoadedWorldModel(
+        tokenizer=modules.get("tokenizer"), dit=modules.get("dit"), extra=payload.get("extra", {})
+    )

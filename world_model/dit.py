@@ -64,8 +64,18 @@ class DiTConfig:
     max_latent_frames: int = 16
 
     def __post_init__(self) -> None:
-        for name in ("latent_channels", "latent_size", "patch_size", "hidden_dim", "depth", "num_heads",
-                     "action_dim", "state_dim", "action_chunk_size", "max_latent_frames"):
+        for name in (
+            "latent_channels",
+            "latent_size",
+            "patch_size",
+            "hidden_dim",
+            "depth",
+            "num_heads",
+            "action_dim",
+            "state_dim",
+            "action_chunk_size",
+            "max_latent_frames",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"DiTConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.latent_size % self.patch_size:
@@ -76,11 +86,17 @@ class DiTConfig:
         if self.hidden_dim % self.num_heads:
             raise ValueError(f"hidden_dim={self.hidden_dim} must be divisible by num_heads={self.num_heads}")
         if (self.hidden_dim // self.num_heads) % 2:
-            raise ValueError(f"head dim hidden_dim/num_heads={self.hidden_dim // self.num_heads} must be even")
+            raise ValueError(
+                f"head dim hidden_dim/num_heads={self.hidden_dim // self.num_heads} must be even"
+            )
         if self.hidden_dim % 4:
-            raise ValueError(f"hidden_dim must be divisible by 4 for 2-D sin-cos positions, got {self.hidden_dim}")
+            raise ValueError(
+                f"hidden_dim must be divisible by 4 for 2-D sin-cos positions, got {self.hidden_dim}"
+            )
         if self.action_injection not in ACTION_INJECTIONS:
-            raise ValueError(f"action_injection must be one of {ACTION_INJECTIONS}, got {self.action_injection!r}")
+            raise ValueError(
+                f"action_injection must be one of {ACTION_INJECTIONS}, got {self.action_injection!r}"
+            )
         if self.attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {ATTENTIONS}, got {self.attention!r}")
         if self.mlp_ratio <= 0:
@@ -170,7 +186,9 @@ class TimestepEmbedder(nn.Module):
     def __init__(self, hidden_dim: int, frequency_dim: int = 256) -> None:
         super().__init__()
         self.frequency_dim = frequency_dim
-        self.mlp = nn.Sequential(nn.Linear(frequency_dim, hidden_dim), nn.SiLU(), nn.Linear(hidden_dim, hidden_dim))
+        self.mlp = nn.Sequential(
+            nn.Linear(frequency_dim, hidden_dim), nn.SiLU(), nn.Linear(hidden_dim, hidden_dim)
+        )
 
     def forward(self, t: Tensor) -> Tensor:
         # Scaled by 1000 so the sin-cos frequencies tuned for integer diffusion steps resolve t in [0, 1].
@@ -301,7 +319,9 @@ class DiT(nn.Module):
         self.patch_embed = nn.Linear(cfg.latent_channels * p * p, d)
         # Fixed sin-cos positions (not saved: recomputed from the config) for space and time, added together.
         self.register_buffer("spatial_pos", sincos_2d(cfg.latent_size // p, d), persistent=False)
-        self.register_buffer("temporal_pos", sincos_1d(torch.arange(cfg.max_latent_frames), d), persistent=False)
+        self.register_buffer(
+            "temporal_pos", sincos_1d(torch.arange(cfg.max_latent_frames), d), persistent=False
+        )
         self.time_embed = TimestepEmbedder(d)
         action_in = cfg.action_chunk_size * cfg.action_dim
         if cfg.action_injection == "global":
@@ -344,7 +364,9 @@ class DiT(nn.Module):
         """Actions (B, T_a, A) -> per-frame action embeddings (B, T, D), zero on context frames."""
         b = actions.shape[0]
         if actions.shape[-1] != self.cfg.action_dim:
-            raise ValueError(f"actions must have action_dim={self.cfg.action_dim} features, got {actions.shape[-1]}")
+            raise ValueError(
+                f"actions must have action_dim={self.cfg.action_dim} features, got {actions.shape[-1]}"
+            )
         chunks = chunk_actions(actions, num_frames, self.cfg.action_chunk_size)  # (B, T, c, A)
         is_predicted = torch.arange(num_frames, device=actions.device) >= max(num_context_frames, 1)
         if self.cfg.action_injection == "chunked":
@@ -377,7 +399,9 @@ class DiT(nn.Module):
                 f"got {tuple(x.shape)}"
             )
         if not 1 <= num_frames <= cfg.max_latent_frames:
-            raise ValueError(f"clip has {num_frames} latent frames; this DiT supports 1..{cfg.max_latent_frames}")
+            raise ValueError(
+                f"clip has {num_frames} latent frames; this DiT supports 1..{cfg.max_latent_frames}"
+            )
         if not 0 <= num_context_frames <= num_frames:
             raise ValueError(f"num_context_frames={num_context_frames} must be in [0, {num_frames}]")
         if t.ndim == 1:
@@ -388,7 +412,11 @@ class DiT(nn.Module):
 
         p = cfg.patch_size
         tokens = rearrange(x, "b t c (h p1) (w p2) -> b t (h w) (p1 p2 c)", p1=p, p2=p)
-        tokens = self.patch_embed(tokens) + self.spatial_pos[None, None] + self.temporal_pos[None, :num_frames, None]
+        tokens = (
+            self.patch_embed(tokens)
+            + self.spatial_pos[None, None]
+            + self.temporal_pos[None, :num_frames, None]
+        )
         cond = self.time_embed(t)  # (B, T, D)
         if self.action_embed is not None:
             cond = cond + self.embed_actions(actions, num_frames, num_context_frames)

@@ -41,7 +41,9 @@ class FlowConfig:
 
     def __post_init__(self) -> None:
         if self.timestep_sampling not in TIMESTEP_SAMPLINGS:
-            raise ValueError(f"timestep_sampling must be one of {TIMESTEP_SAMPLINGS}, got {self.timestep_sampling!r}")
+            raise ValueError(
+                f"timestep_sampling must be one of {TIMESTEP_SAMPLINGS}, got {self.timestep_sampling!r}"
+            )
         if self.logit_normal_std <= 0:
             raise ValueError(f"logit_normal_std must be positive, got {self.logit_normal_std}")
         if self.temporal_loss_weight < 0 or self.state_loss_weight < 0:
@@ -79,7 +81,11 @@ def velocity_target(x0: Tensor, noise: Tensor) -> Tensor:
 
 
 def sample_timesteps(
-    batch_size: int, cfg: FlowConfig, *, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
+    batch_size: int,
+    cfg: FlowConfig,
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
 ) -> Tensor:
     """Training times (B,) in (0, 1). Logit-normal (SD3) puts more weight on middle times, where the velocity is
     hardest to predict; uniform is the plain rectified-flow choice."""
@@ -158,7 +164,9 @@ def make_relative_actions(actions: Tensor, states: Tensor, chunk_size: int) -> T
     trained with ``relative_actions=False``.
     """
     if actions.ndim != 3 or states.ndim != 3 or actions.shape[0] != states.shape[0]:
-        raise ValueError(f"actions and states must be (B, T, D), got {tuple(actions.shape)} and {tuple(states.shape)}")
+        raise ValueError(
+            f"actions and states must be (B, T, D), got {tuple(actions.shape)} and {tuple(states.shape)}"
+        )
     if actions.shape[-1] != states.shape[-1]:
         raise ValueError(
             f"relative actions need actions and states in the same space, got action_dim={actions.shape[-1]} and "
@@ -209,12 +217,16 @@ class RectifiedFlow:
         v_target = velocity_target(x0, noise)
         losses = {"flow": flow_matching_loss(out.velocity, v_target, n)}
         zero = losses["flow"].new_zeros(())
-        losses["temporal"] = temporal_consistency_loss(out.velocity, v_target, n) if cfg.use_temporal_loss else zero
+        losses["temporal"] = (
+            temporal_consistency_loss(out.velocity, v_target, n) if cfg.use_temporal_loss else zero
+        )
         if state_target is not None:
             losses["state"] = F.mse_loss(out.state[:, n:].float(), state_target[:, n:].float())
         else:
             losses["state"] = zero
         losses["loss"] = (
-            losses["flow"] + cfg.temporal_loss_weight * losses["temporal"] + cfg.state_loss_weight * losses["state"]
+            losses["flow"]
+            + cfg.temporal_loss_weight * losses["temporal"]
+            + cfg.state_loss_weight * losses["state"]
         )
         return losses

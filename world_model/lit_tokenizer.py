@@ -33,7 +33,9 @@ class LitTokenizerConfig:
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
         if self.weight_decay < 0 or self.kl_weight < 0:
-            raise ValueError(f"weight_decay and kl_weight must be >= 0, got {self.weight_decay}, {self.kl_weight}")
+            raise ValueError(
+                f"weight_decay and kl_weight must be >= 0, got {self.weight_decay}, {self.kl_weight}"
+            )
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas}")
 

@@ -22,7 +22,15 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from world_model.batch import ACTION, OBS_IMAGE, OBS_STATE, check_batch, frames_to_images, frames_to_model, psnr
+from world_model.batch import (
+    ACTION,
+    OBS_IMAGE,
+    OBS_STATE,
+    check_batch,
+    frames_to_images,
+    frames_to_model,
+    psnr,
+)
 from world_model.checkpoint import save_world_model
 from world_model.dit import DiT, DiTConfig, chunk_states
 from world_model.flow import FlowConfig, RectifiedFlow, make_relative_actions
@@ -63,15 +71,24 @@ class LitWorldModelConfig:
                 setattr(self, name, cls(**getattr(self, name)))
         self.betas = tuple(self.betas)
         if self.num_context_frames < 1:
-            raise ValueError(f"num_context_frames must be >= 1 (the world model needs an observed frame), "
-                             f"got {self.num_context_frames}")
+            raise ValueError(
+                f"num_context_frames must be >= 1 (the world model needs an observed frame), "
+                f"got {self.num_context_frames}"
+            )
         if self.action_scale <= 0 or self.state_scale <= 0 or self.latent_scale <= 0:
             raise ValueError(
                 f"action_scale, state_scale and latent_scale must be positive, got "
                 f"{self.action_scale}, {self.state_scale}, {self.latent_scale}"
             )
-        if self.learning_rate <= 0 or self.weight_decay < 0 or self.warmup_steps < 0 or self.val_sample_batches < 0:
-            raise ValueError("learning_rate must be positive; weight_decay, warmup_steps, val_sample_batches >= 0")
+        if (
+            self.learning_rate <= 0
+            or self.weight_decay < 0
+            or self.warmup_steps < 0
+            or self.val_sample_batches < 0
+        ):
+            raise ValueError(
+                "learning_rate must be positive; weight_decay, warmup_steps, val_sample_batches >= 0"
+            )
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas}")
         if self.relative_actions and self.dit.action_dim != self.dit.state_dim:
@@ -121,7 +138,9 @@ class LitWorldModel(L.LightningModule):
         self.dit = DiT(cfg.dit)
         self.flow = RectifiedFlow(cfg.flow)
         self.sampler = FlowSampler(cfg.sampler)
-        self.save_hyperparameters({"config": dataclasses.asdict(cfg), "tokenizer": dataclasses.asdict(tokenizer.cfg)})
+        self.save_hyperparameters(
+            {"config": dataclasses.asdict(cfg), "tokenizer": dataclasses.asdict(tokenizer.cfg)}
+        )
 
     # ------------------------------------------------------------------------------------------------------------------
     # Batch preparation
@@ -169,7 +188,12 @@ class LitWorldModel(L.LightningModule):
     def prepare_batch(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         """Batch -> (latents (B, T', C, h, w), DiT actions (B, T, A), state targets (B, T', c, S))."""
         dit = self.cfg.dit
-        check_batch(batch, image_size=self.tokenizer.cfg.image_size, action_dim=dit.action_dim, state_dim=dit.state_dim)
+        check_batch(
+            batch,
+            image_size=self.tokenizer.cfg.image_size,
+            action_dim=dit.action_dim,
+            state_dim=dit.state_dim,
+        )
         num_frames = batch[OBS_IMAGE].shape[1]
         if num_frames <= self.cfg.num_context_frames:
             raise ValueError(
@@ -184,17 +208,25 @@ class LitWorldModel(L.LightningModule):
     # Training and validation
     # ------------------------------------------------------------------------------------------------------------------
 
-    def _losses(self, batch: dict[str, Tensor], generator: torch.Generator | None = None) -> dict[str, Tensor]:
+    def _losses(
+        self, batch: dict[str, Tensor], generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
         latents, actions, state_target = self.prepare_batch(batch)
         with self._autocast():
             return self.flow.training_losses(
-                self.dit, latents, actions, self.num_context_latent_frames, state_target=state_target,
+                self.dit,
+                latents,
+                actions,
+                self.num_context_latent_frames,
+                state_target=state_target,
                 generator=generator,
             )
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         losses = self._losses(batch)
-        self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=True, batch_size=batch[ACTION].shape[0])
+        self.log_dict(
+            {f"train/{k}": v for k, v in losses.items()}, prog_bar=True, batch_size=batch[ACTION].shape[0]
+        )
         return losses["loss"]
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
@@ -217,27 +249,38 @@ class LitWorldModel(L.LightningModule):
         latents, actions, _ = self.prepare_batch(batch)
         n = self.num_context_latent_frames
         with self._autocast():
-            out = self.sampler.sample(self.dit, latents[:, :n], actions, latents.shape[1] - n, generator=generator)
+            out = self.sampler.sample(
+                self.dit, latents[:, :n], actions, latents.shape[1] - n, generator=generator
+            )
         frames = self.decode(torch.cat([latents[:, :n], out.latents.float()], dim=1))
         states = self.denormalize_states(out.states.float().flatten(1, 2))
-        return frames[:, self.cfg.num_context_frames:], states
+        return frames[:, self.cfg.num_context_frames :], states
 
     @torch.no_grad()
-    def rollout_metrics(self, batch: dict[str, Tensor], *, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+    def rollout_metrics(
+        self, batch: dict[str, Tensor], *, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
         """PSNR of sampled frames vs. the truth, beside copying the last context frame (the floor to beat)."""
         images = batch[OBS_IMAGE]
-        target = frames_to_images(frames_to_model(images[:, self.cfg.num_context_frames:]))
+        target = frames_to_images(frames_to_model(images[:, self.cfg.num_context_frames :]))
         predicted, states = self.predict(batch, generator=generator)
-        copy_last = frames_to_images(frames_to_model(images[:, self.cfg.num_context_frames - 1 : self.cfg.num_context_frames]))
+        copy_last = frames_to_images(
+            frames_to_model(images[:, self.cfg.num_context_frames - 1 : self.cfg.num_context_frames])
+        )
         return {
             "val/psnr": psnr(predicted, target),
             "val/psnr_copy_last": psnr(copy_last.expand_as(target), target),
-            "val/state_mse": (states - batch[OBS_STATE][:, self.cfg.num_context_frames:].float()).pow(2).mean(),
+            "val/state_mse": (states - batch[OBS_STATE][:, self.cfg.num_context_frames :].float())
+            .pow(2)
+            .mean(),
         }
 
     def configure_optimizers(self) -> Any:
         optimizer = torch.optim.AdamW(
-            self.dit.parameters(), lr=self.cfg.learning_rate, betas=self.cfg.betas, weight_decay=self.cfg.weight_decay
+            self.dit.parameters(),
+            lr=self.cfg.learning_rate,
+            betas=self.cfg.betas,
+            weight_decay=self.cfg.weight_decay,
         )
         if not self.cfg.warmup_steps:
             return optimizer

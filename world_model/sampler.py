@@ -46,7 +46,9 @@ class SampleOutput(NamedTuple):
 
 def time_grid(num_steps: int, shift: float, device: torch.device | str = "cpu") -> Tensor:
     """(num_steps + 1,) decreasing times from 1 to 0: a uniform grid passed through ``shift_time``."""
-    return shift_time(torch.linspace(1.0, 0.0, num_steps + 1, device=device, dtype=torch.float64), shift).float()
+    return shift_time(
+        torch.linspace(1.0, 0.0, num_steps + 1, device=device, dtype=torch.float64), shift
+    ).float()
 
 
 class FlowSampler:

@@ -63,7 +63,9 @@ class TokenizerConfig:
         if self.latent_channels < 1:
             raise ValueError(f"latent_channels must be >= 1, got {self.latent_channels}")
         if self.base_channels < 8 or self.base_channels % 8:
-            raise ValueError(f"base_channels must be a positive multiple of 8 (GroupNorm groups), got {self.base_channels}")
+            raise ValueError(
+                f"base_channels must be a positive multiple of 8 (GroupNorm groups), got {self.base_channels}"
+            )
         if self.num_res_blocks < 0:
             raise ValueError(f"num_res_blocks must be >= 0, got {self.num_res_blocks}")
 
@@ -171,7 +173,9 @@ class LatentDistribution:
     logvar: Tensor
 
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
-        noise = torch.randn(self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
+        noise = torch.randn(
+            self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype
+        )
         return self.mean + torch.exp(0.5 * self.logvar) * noise
 
     def kl(self) -> Tensor:
@@ -280,7 +284,9 @@ class VideoTokenizer(nn.Module):
     def _check_frames(self, frames: Tensor) -> None:
         size = self.cfg.image_size
         if frames.ndim != 5 or frames.shape[2] != 3 or tuple(frames.shape[-2:]) != (size, size):
-            raise ValueError(f"frames must be (B, T, 3, {size}, {size}) in [-1, 1], got {tuple(frames.shape)}")
+            raise ValueError(
+                f"frames must be (B, T, 3, {size}, {size}) in [-1, 1], got {tuple(frames.shape)}"
+            )
         check_num_frames(frames.shape[1], self.cfg.temporal_compression)
 
     def encode(self, frames: Tensor) -> LatentDistribution:
@@ -293,10 +299,14 @@ class VideoTokenizer(nn.Module):
         """(B, T', C_lat, h, w) -> (B, T, 3, H, W)."""
         expected = (self.cfg.latent_channels, self.cfg.latent_size, self.cfg.latent_size)
         if latents.ndim != 5 or tuple(latents.shape[2:]) != expected:
-            raise ValueError(f"latents must be (B, T', {', '.join(map(str, expected))}), got {tuple(latents.shape)}")
+            raise ValueError(
+                f"latents must be (B, T', {', '.join(map(str, expected))}), got {tuple(latents.shape)}"
+            )
         return self.decoder(latents)
 
-    def forward(self, frames: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, LatentDistribution]:
+    def forward(
+        self, frames: Tensor, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, LatentDistribution]:
         """Reconstruct (B, T, 3, H, W) through a sampled latent; returns (reconstruction, posterior)."""
         posterior = self.encode(frames)
         return self.decode(posterior.sample(generator)), posterior

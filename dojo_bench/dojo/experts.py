@@ -29,7 +29,12 @@ class ExpertConfig:
 
     candidates: int = 8  # points simulated per decision
     candidate_spread: float = 20.0  # px apart (body frame) along the outline
-    push_depths: tuple[float, ...] = (3.0, 8.0, 20.0, 45.0)  # how far inside the outline the push target goes, px
+    push_depths: tuple[float, ...] = (
+        3.0,
+        8.0,
+        20.0,
+        45.0,
+    )  # how far inside the outline the push target goes, px
     push_steps: int = 6  # control steps of one push
     max_approach_steps: int = 25  # give up a primitive whose approach takes longer
     max_step: float = 45.0  # farthest target from the agent while walking (limits speed), px
@@ -130,7 +135,9 @@ class PushExpert:
         here = sg.Point(agent_local)
         if self.outline.exterior.distance(here) - world.agent_radius < 2 and np.linalg.norm(goal - agent) > 6:
             # Touching the object (after a push): back straight off first, or walking away would drag it.
-            nearest = np.asarray(self.outline.exterior.interpolate(self.outline.exterior.project(here)).coords[0])
+            nearest = np.asarray(
+                self.outline.exterior.interpolate(self.outline.exterior.project(here)).coords[0]
+            )
             away = agent_local - nearest
             step_local = away / max(float(np.linalg.norm(away)), 1e-6) * 10
         elif not self.keep_out.intersects(sg.LineString([agent_local, goal_local])):
@@ -189,8 +196,12 @@ class PushExpert:
         now = pose_error(self.polygons, world.object_pose(), world.goal_pose)
         if min(errors) >= now:
             # Stuck (usually close to the goal): widen the search to gentle pushes anywhere on the outline.
-            fine = self.candidates(world, count=3 * self.config.candidates, spread=0.5 * self.config.candidate_spread,
-                                   depths=(2.0, 5.0))
+            fine = self.candidates(
+                world,
+                count=3 * self.config.candidates,
+                spread=0.5 * self.config.candidate_spread,
+                depths=(2.0, 5.0),
+            )
             options += fine
             errors += [self.simulate(world, p) for p in fine]
         return options[int(np.argmin(errors))]
@@ -239,7 +250,11 @@ class RandomPusher(PushExpert):
         return Primitive(self.points[i], self.normals[i], float(self.rng.uniform(5, 40)))
 
     def act(self, world: PushWorld) -> np.ndarray:
-        if self.plan is None and getattr(self, "wander_left", 0) == 0 and self.rng.random() < self.wander_probability:
+        if (
+            self.plan is None
+            and getattr(self, "wander_left", 0) == 0
+            and self.rng.random() < self.wander_probability
+        ):
             self.wander_target = self.rng.uniform(ARENA_LOW, ARENA_HIGH, size=2)
             self.wander_left = int(self.rng.integers(3, 10))
         if getattr(self, "wander_left", 0) > 0:

@@ -65,7 +65,11 @@ def inspect_dataset(root: Path, decode: bool = True) -> dict[str, Any]:
         "episodes": dataset.num_episodes,
         "frames": dataset.num_frames,
         "fps": dataset.fps,
-        "features": sorted(k for k in features if k not in ("timestamp", "frame_index", "episode_index", "index", "task_index")),
+        "features": sorted(
+            k
+            for k in features
+            if k not in ("timestamp", "frame_index", "episode_index", "index", "task_index")
+        ),
         "decoded_frames": decoded,
     }
     meta_path = root / DOJO_META_FILE

@@ -86,7 +86,9 @@ class DataConfig:
         get_task(self.task)
         if self.policy != "mix":
             if self.policy not in POLICY_NAMES:
-                raise UsageError(f"unknown policy={self.policy!r}; choose mix or one of {', '.join(POLICY_NAMES)}")
+                raise UsageError(
+                    f"unknown policy={self.policy!r}; choose mix or one of {', '.join(POLICY_NAMES)}"
+                )
             self.policy_mix = {self.policy: 1.0}
         self.policy_mix = dict(self.policy_mix)
         unknown = set(self.policy_mix) - set(POLICY_NAMES)

@@ -104,7 +104,9 @@ class PushWorld(PushTEnv):
     def restore(self, state: PhysicsState) -> None:
         self.agent.position = state.agent_position
         self.agent.velocity = state.agent_velocity
-        self.block.angle = state.object_angle  # before the position: pymunk rotates about the centre of gravity
+        self.block.angle = (
+            state.object_angle
+        )  # before the position: pymunk rotates about the centre of gravity
         self.block.position = state.object_position
         self.block.velocity = state.object_velocity
         self.block.angular_velocity = state.object_angular_velocity
@@ -246,7 +248,9 @@ class HumanWorld(PushWorld):
         screen = pygame.Surface((512, 512))
         screen.fill(self.background)
         goal_body = self.get_goal_pose_body(self.goal_pose)
-        goal_colour = tuple(int(0.35 * c + 0.65 * b) for c, b in zip(self.object_colour, self.background, strict=True))
+        goal_colour = tuple(
+            int(0.35 * c + 0.65 * b) for c, b in zip(self.object_colour, self.background, strict=True)
+        )
         for shape in self.block.shapes:
             points = [goal_body.local_to_world(v) for v in shape.get_vertices()]
             pygame.draw.polygon(screen, goal_colour, [(p.x, p.y) for p in points])

@@ -25,7 +25,10 @@ def test_tiny_data_run_ends_with_one_line_saying_where(capsys, tmp_path):
     out = tmp_path / "data"
     code, stdout, _ = run_cli(capsys, "data", "size=tiny", f"out={out}", "kind=counterfactual")
     assert code == 0
-    assert stdout.strip().splitlines()[-1] == f"wrote counterfactual datasets (counterfactual) to {out.resolve()}"
+    assert (
+        stdout.strip().splitlines()[-1]
+        == f"wrote counterfactual datasets (counterfactual) to {out.resolve()}"
+    )
     record = json.loads((out / "run.json").read_text())
     assert record["status"] == "finished" and record["config"]["episodes"] == 4  # the tiny preset
 

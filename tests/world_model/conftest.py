@@ -20,7 +20,9 @@ def render_squares(states: torch.Tensor, image_size: int, square_size: int) -> t
     lead = states.shape[:-1]
     flat = states.reshape(-1, 2)
     half = square_size / 2
-    centers = (flat + 1) / 2 * (image_size - square_size) + half  # pixel centres, square stays inside the image
+    centers = (flat + 1) / 2 * (
+        image_size - square_size
+    ) + half  # pixel centres, square stays inside the image
     coords = torch.arange(image_size, dtype=torch.float32) + 0.5
     inside_x = (coords[None, :] - centers[:, :1]).abs() <= half  # (N, W)
     inside_y = (coords[None, :] - centers[:, 1:]).abs() <= half  # (N, H)

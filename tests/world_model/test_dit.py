@@ -18,9 +18,13 @@ def _randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 
 def _inputs(cfg: DiTConfig, num_latent_frames: int, batch: int = 2, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(batch, num_latent_frames, cfg.latent_channels, cfg.latent_size, cfg.latent_size, generator=g)
+    x = torch.randn(
+        batch, num_latent_frames, cfg.latent_channels, cfg.latent_size, cfg.latent_size, generator=g
+    )
     t = torch.rand(batch, generator=g)
-    actions = torch.randn(batch, (num_latent_frames - 1) * cfg.action_chunk_size + 1, cfg.action_dim, generator=g)
+    actions = torch.randn(
+        batch, (num_latent_frames - 1) * cfg.action_chunk_size + 1, cfg.action_dim, generator=g
+    )
     return x, t, actions
 
 
@@ -48,10 +52,13 @@ def test_tiny_forward_backward_is_fast(tiny_dit_config):
     model = DiT(cfg)
     x, t, actions = _inputs(cfg, 4, batch=4)
     model(x, t, actions, 1).velocity.sum().backward()  # warm-up
-    start = time.perf_counter()
-    out = model(x, t, actions, 1)
-    (out.velocity.square().mean() + out.state.square().mean()).backward()
-    assert time.perf_counter() - start < 0.5
+    timings = []
+    for _ in range(3):  # best of 3: the CPU may be shared with other jobs
+        start = time.perf_counter()
+        out = model(x, t, actions, 1)
+        (out.velocity.square().mean() + out.state.square().mean()).backward()
+        timings.append(time.perf_counter() - start)
+    assert min(timings) < 0.5, timings
 
 
 def test_presets():
@@ -91,7 +98,9 @@ def test_chunk_actions_and_states_layout():
 @pytest.mark.parametrize("chunk", [1, 4])
 def test_frame_causal_chunked_ignores_later_actions_and_frames(tiny_dit_config, chunk):
     """Perturbing the actions of chunk k (and the latent frames from k on) leaves frames < k exactly unchanged."""
-    cfg = replace(tiny_dit_config, action_chunk_size=chunk, action_injection="chunked", attention="frame_causal")
+    cfg = replace(
+        tiny_dit_config, action_chunk_size=chunk, action_injection="chunked", attention="frame_causal"
+    )
     model = _randomize(DiT(cfg))
     x, t, actions = _inputs(cfg, 5)
     k = 3  # latent frame whose chunk we perturb: actions[(k-1)*c:]
@@ -110,7 +119,9 @@ def test_frame_causal_chunked_ignores_later_actions_and_frames(tiny_dit_config, 
     assert not torch.allclose(base.velocity[:, k + 1], moved_frames.velocity[:, k + 1])
 
 
-@pytest.mark.parametrize(("injection", "attention"), [("global", "frame_causal"), ("chunked", "bidirectional")])
+@pytest.mark.parametrize(
+    ("injection", "attention"), [("global", "frame_causal"), ("chunked", "bidirectional")]
+)
 def test_non_causal_variants_do_see_later_actions(tiny_dit_config, injection, attention):
     """The ablations leak the future into earlier frames: proof the causality test above can fail."""
     cfg = replace(tiny_dit_config, action_chunk_size=1, action_injection=injection, attention=attention)

@@ -39,7 +39,9 @@ def test_flow_loss_ignores_context_frames():
     pred[:, :2] += 100.0  # errors on context frames only
     assert flow_matching_loss(pred, v, num_context_frames=2) == 0
     pred[:, 2] += 1.0
-    assert torch.isclose(flow_matching_loss(pred, v, 2), torch.tensor(0.5))  # half the predicted elements off by 1
+    assert torch.isclose(
+        flow_matching_loss(pred, v, 2), torch.tensor(0.5)
+    )  # half the predicted elements off by 1
 
 
 def test_temporal_loss_differences_along_time_not_channels():
@@ -109,7 +111,12 @@ def test_training_losses_keep_context_clean_and_weight_terms():
     x0 = torch.randn(3, 4, 2, 4, 4)
     model = _Recorder()
     losses = RectifiedFlow(FlowConfig()).training_losses(
-        model, x0, torch.zeros(3, 4, 2), 1, state_target=torch.ones(3, 4, 1, 2), generator=torch.Generator().manual_seed(0)
+        model,
+        x0,
+        torch.zeros(3, 4, 2),
+        1,
+        state_target=torch.ones(3, 4, 1, 2),
+        generator=torch.Generator().manual_seed(0),
     )
     x_seen, t_seen, n = model.seen
     assert n == 1 and t_seen.shape == (3,)
@@ -117,7 +124,9 @@ def test_training_losses_keep_context_clean_and_weight_terms():
     assert not torch.equal(x_seen[:, 1:], x0[:, 1:])
     assert losses["state"] == 1.0
     assert torch.isclose(losses["loss"], losses["flow"] + 0.1 * losses["temporal"] + 0.1 * losses["state"])
-    off = RectifiedFlow(FlowConfig(use_temporal_loss=False)).training_losses(model, x0, torch.zeros(3, 4, 2), 1)
+    off = RectifiedFlow(FlowConfig(use_temporal_loss=False)).training_losses(
+        model, x0, torch.zeros(3, 4, 2), 1
+    )
     assert off["temporal"] == 0 and off["state"] == 0
 
 

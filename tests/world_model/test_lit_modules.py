@@ -48,7 +48,9 @@ def test_lit_tokenizer_fast_dev_run(moving_squares, tiny_tokenizer_config):
 
 
 @pytest.mark.parametrize("compression", [1, 4])
-def test_lit_world_model_fast_dev_run(moving_squares, tiny_tokenizer_config, tiny_dit_config, compression, tmp_path):
+def test_lit_world_model_fast_dev_run(
+    moving_squares, tiny_tokenizer_config, tiny_dit_config, compression, tmp_path
+):
     tokenizer = VideoTokenizer(replace(tiny_tokenizer_config, temporal_compression=compression))
     cfg = LitWorldModelConfig(
         dit=replace(tiny_dit_config, action_chunk_size=compression, attention="frame_causal"),
@@ -71,25 +73,35 @@ def test_lit_world_model_fast_dev_run(moving_squares, tiny_tokenizer_config, tin
     metrics = module.rollout_metrics(batch)
     assert set(metrics) == {"val/psnr", "val/psnr_copy_last", "val/state_mse"}
 
-    loaded = load_world_model(module.export(tmp_path / "export"), expected_action_dim=2, expected_image_size=96)
+    loaded = load_world_model(
+        module.export(tmp_path / "export"), expected_action_dim=2, expected_image_size=96
+    )
     assert loaded.extra["world_model"]["num_context_frames"] == 1
     assert torch.equal(loaded.dit.final.linear.weight, module.dit.final.linear.weight)
 
 
 def test_lit_world_model_rejects_incompatible_tokenizer(tiny_tokenizer_config, tiny_dit_config):
     tokenizer = VideoTokenizer(replace(tiny_tokenizer_config, temporal_compression=4))
-    with pytest.raises(ValueError, match="action_chunk_size=1 must equal the tokenizer's temporal_compression=4"):
+    with pytest.raises(
+        ValueError, match="action_chunk_size=1 must equal the tokenizer's temporal_compression=4"
+    ):
         LitWorldModel(LitWorldModelConfig(dit=tiny_dit_config), tokenizer)
     with pytest.raises(ValueError, match="set dit.latent_channels=4"):
-        LitWorldModel(LitWorldModelConfig(dit=replace(tiny_dit_config, latent_channels=8, action_chunk_size=4)), tokenizer)
+        LitWorldModel(
+            LitWorldModelConfig(dit=replace(tiny_dit_config, latent_channels=8, action_chunk_size=4)),
+            tokenizer,
+        )
     with pytest.raises(ValueError, match="num_context_frames=2 must be 1 \\+ k\\*4"):
         LitWorldModel(
-            LitWorldModelConfig(dit=replace(tiny_dit_config, action_chunk_size=4), num_context_frames=2), tokenizer
+            LitWorldModelConfig(dit=replace(tiny_dit_config, action_chunk_size=4), num_context_frames=2),
+            tokenizer,
         )
 
 
 def test_lit_world_model_rejects_bad_batches(moving_squares, tiny_tokenizer_config, tiny_dit_config):
-    module = LitWorldModel(LitWorldModelConfig(dit=tiny_dit_config, flow=FlowConfig()), VideoTokenizer(tiny_tokenizer_config))
+    module = LitWorldModel(
+        LitWorldModelConfig(dit=tiny_dit_config, flow=FlowConfig()), VideoTokenizer(tiny_tokenizer_config)
+    )
     batch = moving_squares(2, 3, seed=0)
     with pytest.raises(ValueError, match="action must be"):
         module.training_step({**batch, ACTION: batch[ACTION][..., :1]}, 0)

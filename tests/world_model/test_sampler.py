@@ -30,7 +30,9 @@ def test_oracle_flow_lands_on_data(method):
     context = torch.randn(3, 1, 4, 6, 6)
     model = OracleVelocity(target)
     cfg = SamplerConfig(method=method, num_steps=7, shift=5.0)
-    out = FlowSampler(cfg).sample(model, context, torch.zeros(3, 3, 2), 2, generator=torch.Generator().manual_seed(0))
+    out = FlowSampler(cfg).sample(
+        model, context, torch.zeros(3, 3, 2), 2, generator=torch.Generator().manual_seed(0)
+    )
     assert out.latents.shape == target.shape
     assert out.states.shape == (3, 2, 1, 2)
     assert torch.allclose(out.latents, target, atol=1e-4)

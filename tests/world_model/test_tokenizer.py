@@ -9,7 +9,9 @@ from world_model.tokenizer import TokenizerConfig, VideoTokenizer, group_frames
     [(8, 1, 3, 3), (4, 1, 2, 2), (8, 4, 9, 3), (8, 4, 1, 1)],
 )
 def test_encode_decode_shapes(downsample, compression, num_frames, latent_frames):
-    cfg = TokenizerConfig(latent_channels=8, spatial_downsample=downsample, temporal_compression=compression, base_channels=8)
+    cfg = TokenizerConfig(
+        latent_channels=8, spatial_downsample=downsample, temporal_compression=compression, base_channels=8
+    )
     tok = VideoTokenizer(cfg)
     frames = torch.rand(2, num_frames, 3, 96, 96) * 2 - 1
     posterior = tok.encode(frames)

@@ -35,10 +35,25 @@ def test_robot_datasets_load_back_with_delta_timestamps_and_decode(tiny_robot_ru
 
 
 def test_episode_content_is_deterministic_and_independent_of_workers(tmp_path):
-    config = DataConfig(kind="robot", out=str(tmp_path / "a"), episodes=2, max_steps=6, seed=11, workers=1,
-                        validation_fraction=0)
-    other = DataConfig(kind="robot", out=str(tmp_path / "b"), episodes=2, max_steps=6, seed=11, workers=1,
-                       validation_fraction=0, shard_size=1)
+    config = DataConfig(
+        kind="robot",
+        out=str(tmp_path / "a"),
+        episodes=2,
+        max_steps=6,
+        seed=11,
+        workers=1,
+        validation_fraction=0,
+    )
+    other = DataConfig(
+        kind="robot",
+        out=str(tmp_path / "b"),
+        episodes=2,
+        max_steps=6,
+        seed=11,
+        workers=1,
+        validation_fraction=0,
+        shard_size=1,
+    )
     run_data(config)
     run_data(other)
     a = load_dataset(tmp_path / "a" / "train")
@@ -46,10 +61,19 @@ def test_episode_content_is_deterministic_and_independent_of_workers(tmp_path):
     assert a.num_frames == b.num_frames
     columns = [ACTION, OBS_STATE, GT_SEED]
     for key in columns:
-        assert torch.equal(torch.stack([a.hf_dataset[i][key] for i in range(a.num_frames)]),
-                           torch.stack([b.hf_dataset[i][key] for i in range(b.num_frames)]))
-    different = DataConfig(kind="robot", out=str(tmp_path / "c"), episodes=2, max_steps=6, seed=12, workers=1,
-                           validation_fraction=0)
+        assert torch.equal(
+            torch.stack([a.hf_dataset[i][key] for i in range(a.num_frames)]),
+            torch.stack([b.hf_dataset[i][key] for i in range(b.num_frames)]),
+        )
+    different = DataConfig(
+        kind="robot",
+        out=str(tmp_path / "c"),
+        episodes=2,
+        max_steps=6,
+        seed=12,
+        workers=1,
+        validation_fraction=0,
+    )
     run_data(different)
     c = load_dataset(tmp_path / "c" / "train")
     assert c.hf_dataset[0][GT_SEED] != a.hf_dataset[0][GT_SEED]
@@ -57,11 +81,20 @@ def test_episode_content_is_deterministic_and_independent_of_workers(tmp_path):
 
 def test_interrupted_run_resumes_without_losing_or_duplicating(tmp_path):
     out = tmp_path / "run"
-    config = DataConfig(kind="robot", out=str(out), episodes=4, max_steps=5, seed=5, workers=1, shard_size=1,
-                        validation_fraction=0)
+    config = DataConfig(
+        kind="robot",
+        out=str(out),
+        episodes=4,
+        max_steps=5,
+        seed=5,
+        workers=1,
+        shard_size=1,
+        validation_fraction=0,
+    )
     # Simulate an interruption: the run directory exists, two shards finished, one half-written.
-    from dojo_bench.run_dir import prepare_run_dir
     from dataclasses import asdict
+
+    from dojo_bench.run_dir import prepare_run_dir
 
     prepare_run_dir(out, "data", asdict(config), overwrite=False)
     shards = plan_shards(config)
@@ -84,7 +117,9 @@ def test_interrupted_run_resumes_without_losing_or_duplicating(tmp_path):
 
 def test_human_video_holds_no_actions_and_its_actions_live_apart(tmp_path):
     out = tmp_path / "human"
-    run_data(DataConfig(kind="human", out=str(out), episodes=2, max_steps=5, workers=1, validation_fraction=0))
+    run_data(
+        DataConfig(kind="human", out=str(out), episodes=2, max_steps=5, workers=1, validation_fraction=0)
+    )
     video = load_dataset(out / "train", delta_timestamps={OBS_IMAGE: [-0.1, 0.0]})
     actions = load_dataset(out / "train_actions")
     assert ACTION not in video.meta.features and OBS_STATE not in video.meta.features
@@ -97,8 +132,9 @@ def test_human_video_holds_no_actions_and_its_actions_live_apart(tmp_path):
 
 def test_counterfactual_groups_share_start_state_and_differ_in_actions(tmp_path):
     out = tmp_path / "cf"
-    summary = run_data(DataConfig(kind="counterfactual", out=str(out), episodes=1, counterfactual_length=6,
-                                  workers=1))
+    summary = run_data(
+        DataConfig(kind="counterfactual", out=str(out), episodes=1, counterfactual_length=6, workers=1)
+    )
     assert summary["splits"]["counterfactual"]["episodes"] == 3
     dataset = load_dataset(out / "counterfactual", delta_timestamps={OBS_IMAGE: [0.0]})
     assert dataset.num_episodes == 3 and dataset.num_frames == 18
@@ -109,7 +145,9 @@ def test_counterfactual_groups_share_start_state_and_differ_in_actions(tmp_path)
         assert torch.equal(f[OBS_STATE], firsts[0][OBS_STATE])
         assert torch.allclose(f[OBS_IMAGE], firsts[0][OBS_IMAGE], atol=0.05)
     actions = np.stack([[dataset.hf_dataset[6 * e + t][ACTION].numpy() for t in range(6)] for e in range(3)])
-    assert not np.allclose(actions[0], actions[1]) and not np.allclose(actions[0], actions[2])  # ... other actions
+    assert not np.allclose(actions[0], actions[1]) and not np.allclose(
+        actions[0], actions[2]
+    )  # ... other actions
 
 
 @pytest.mark.parametrize(
