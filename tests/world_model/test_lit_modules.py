@@ -117,3 +117,21 @@ def test_estimate_latent_scale(moving_squares, tiny_tokenizer_config):
     scale = estimate_latent_scale(tokenizer, images)
     latents = tokenizer.encode(images.float() / 127.5 - 1).mean * scale
     assert torch.isclose(latents.std(), torch.tensor(1.0), atol=1e-4)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_lit_world_model_bf16_autocast_on_cuda(moving_squares, tiny_tokenizer_config, tiny_dit_config):
+    """The same code on CUDA runs under bf16 autocast and returns float32 losses and frames."""
+    tokenizer = VideoTokenizer(replace(tiny_tokenizer_config, temporal_compression=4))
+    cfg = LitWorldModelConfig(
+        dit=replace(tiny_dit_config, action_chunk_size=4), sampler=SamplerConfig(num_steps=2)
+    )
+    module = LitWorldModel(cfg, tokenizer).to("cuda")
+    batch = {k: v.to("cuda") for k, v in moving_squares(2, 9, seed=0).items()}
+    loss = module.training_step(batch, 0)
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    loss.backward()
+    frames, states = module.predict(batch, generator=torch.Generator().manual_seed(0))
+    assert frames.device.type == "cuda" and frames.dtype == torch.float32
+    assert frames.shape == (2, 8, 3, 96, 96) and states.shape == (2, 8, 2)
