@@ -23,6 +23,7 @@ USAGE = """usage: dojo-bench <verb> [key=value ...]
 verbs:
   data      record the dojo as LeRobot datasets   (kind=robot|human|counterfactual out=DIR episodes=N ...)
   inspect   load a dataset back and summarise it  (path=DIR, or just DIR)
+  train     train the tokenizer or world model    (stage=tokenizer|world_model data=DIR out=DIR [tokenizer=DIR])
   demo      the main job, at small scale          (out=DIR)
 
 every verb takes size=tiny|default, seed=N, device=auto|cpu|cuda; writing verbs take out=DIR, overwrite=true.
@@ -140,9 +141,21 @@ def _verb_demo(cfg: dict[str, Any]) -> str:
     return f"demo: wrote and reloaded a robot dataset in {Path(config.out).resolve()}"
 
 
+def _verb_train(cfg: dict[str, Any]) -> str:
+    from dojo_bench.train import TrainConfig, run_train
+
+    config = build(TrainConfig, cfg)
+    summary = run_train(config, overwrite=bool(cfg["overwrite"]))
+    line = f"trained the {summary['stage']} for {summary['steps']} steps: release checkpoint in {Path(summary['release']).resolve()}"
+    if Path(summary["checkpoint"]).is_file():
+        line += f", Lightning checkpoint in {Path(summary['checkpoint']).resolve()}"
+    return line
+
+
 VERBS: dict[str, Callable[[dict[str, Any]], str]] = {
     "data": _verb_data,
     "inspect": _verb_inspect,
+    "train": _verb_train,
     "demo": _verb_demo,
 }
 

@@ -1,0 +1,383 @@
+"""``dojo-bench train``: train the video tokenizer (``stage=tokenizer``) or the world model (``stage=world_model``).
+
+One Lightning loop for both stages and every device: the accelerator comes from ``device``, bf16 mixed precision is
+used on CUDA only, and CPU runs the same code in float32. ``out=DIR`` follows the run-directory contract
+(run_dir.py): an unfinished run of the same config resumes from ``DIR/checkpoints/last.ckpt`` (Lightning checkpoints,
+written by this code only), a finished one is refused unless ``overwrite=true``.
+
+Layout of ``out=DIR``:
+- ``run.json``: config, status and the final summary;
+- ``checkpoints/last.ckpt``: the Lightning checkpoint to resume from; ``logs/``: CSV metrics;
+- ``release/``: the safetensors + JSON checkpoint (world_model/checkpoint.py) that other verbs load;
+- ``data/`` (size=tiny without data=): a tiny robot dataset recorded for the run;
+- ``tokenizer/`` (stage=world_model without tokenizer=): the tokenizer run trained first, inline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dojo_bench.errors import DojoError, UsageError
+from dojo_bench.run_dir import RUN_FILE, prepare_run_dir
+
+# lerobot's dataset tools draw tqdm bars of their own; ours are rich. tqdm reads this when it is imported.
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+STAGES = ("tokenizer", "world_model")
+DEVICES = ("auto", "cpu", "cuda")
+RELEASE_DIR = "release"
+CHECKPOINT_DIR = "checkpoints"
+
+
+@dataclass
+class TrainConfig:
+    """What ``dojo-bench train`` trains. Built by the CLI from Hydra (conf/train); validated here."""
+
+    stage: str = "world_model"
+    out: str = ""
+    data: str | list[str] | None = (
+        None  # dataset root(s), or a `dojo-bench data` out dir holding train/ validation/
+    )
+    validation: str | list[str] | None = None
+    tokenizer: str | None = None  # a tokenizer release directory (stage=world_model)
+    preset: str = "default"  # the size preset, recorded by the CLI
+    seed: int = 0
+    device: str = "auto"
+    devices: int | str = 1  # Lightning devices (several GPUs: e.g. 2 with strategy=ddp)
+    strategy: str = "auto"  # Lightning strategy
+    max_steps: int = 10000
+    batch_size: int = 32
+    clip_length: int = 13
+    learning_rate: float | None = None  # None: the LightningModule's default
+    num_workers: int = 0
+    val_every: int = 1000
+    val_batches: int = 4
+    checkpoint_every: int = 1000
+    cache_dir: str | None = None
+    tokenizer_model: dict[str, Any] = field(default_factory=dict)  # TokenizerConfig fields (stage=tokenizer)
+    dit: dict[str, Any] = field(default_factory=dict)  # DiTConfig fields
+    world_model: dict[str, Any] = field(default_factory=dict)  # relative_actions, num_context_frames, ...
+    flow: dict[str, Any] = field(default_factory=dict)  # FlowConfig fields
+    sampler: dict[str, Any] = field(default_factory=dict)  # SamplerConfig fields (validation rollouts)
+    tiny_data: dict[str, Any] = field(default_factory=dict)  # DataConfig fields for the self-recorded dataset
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise UsageError(f"unknown stage={self.stage!r}; choose one of {', '.join(STAGES)}")
+        if not self.out:
+            raise UsageError("out=DIR is required: where to write checkpoints")
+        if self.device not in DEVICES:
+            raise UsageError(f"unknown device={self.device!r}; choose one of {', '.join(DEVICES)}")
+        for name in ("max_steps", "batch_size", "val_every", "checkpoint_every"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise UsageError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.val_batches < 0 or self.num_workers < 0:
+            raise UsageError("val_batches and num_workers must be >= 0")
+        if self.learning_rate is not None and self.learning_rate <= 0:
+            raise UsageError(f"learning_rate must be positive, got {self.learning_rate}")
+        if self.stage == "tokenizer" and self.tokenizer is not None:
+            raise UsageError("tokenizer= is for stage=world_model; stage=tokenizer trains a new one")
+
+    @property
+    def tiny(self) -> bool:
+        return self.preset == "tiny"
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Inputs: data roots, device, tokenizer
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _as_list(value: str | list[str] | None) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str | Path) else [str(v) for v in value]
+
+
+def resolve_data(cfg: TrainConfig, out: Path) -> tuple[list[str], list[str]]:
+    """(train roots, validation roots). A `dojo-bench data` out dir gives its train/ and validation/; with
+    size=tiny and no data= a tiny robot dataset is recorded into out/data first."""
+    from dojo_bench.dojo.inspect import is_lerobot_dataset
+
+    data = _as_list(cfg.data)
+    if not data:
+        if not cfg.tiny:
+            raise UsageError("data=DIR is required (a LeRobot dataset or a `dojo-bench data` out dir)")
+        data = [str(record_tiny_data(cfg, out / "data"))]
+    train, validation = [], []
+    for entry in data:
+        path = Path(entry).expanduser()
+        if is_lerobot_dataset(path):
+            train.append(str(path))
+        elif is_lerobot_dataset(path / "train"):
+            train.append(str(path / "train"))
+            if is_lerobot_dataset(path / "validation"):
+                validation.append(str(path / "validation"))
+        elif not path.is_dir():
+            raise DojoError(f"data={path} does not exist or is not a directory")
+        else:
+            raise DojoError(
+                f"data={path} is not a LeRobot dataset (no meta/info.json) nor a `dojo-bench data` out dir "
+                "(no train/ dataset)"
+            )
+    if cfg.validation is not None:
+        validation = [str(Path(v).expanduser()) for v in _as_list(cfg.validation)]
+    return train, validation
+
+
+def record_tiny_data(cfg: TrainConfig, path: Path) -> Path:
+    """A tiny robot dataset for a self-sufficient size=tiny run (reused when already recorded)."""
+    from dojo_bench.dojo.generate import run_data
+    from dojo_bench.dojo.recording import DataConfig
+
+    if not _finished(path):
+        settings = {"kind": "robot", "episodes": 4, "max_steps": 20, "workers": 1, **cfg.tiny_data}
+        run_data(DataConfig(**{**settings, "out": str(path), "seed": cfg.seed}), overwrite=path.exists())
+    return path
+
+
+def _finished(path: Path) -> bool:
+    record = path / RUN_FILE
+    return record.is_file() and json.loads(record.read_text()).get("status") == "finished"
+
+
+def resolve_accelerator(device: str) -> tuple[str, str]:
+    """(Lightning accelerator, precision): bf16 mixed precision on CUDA only."""
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("device=cuda but no CUDA device is available; use device=auto or device=cpu")
+    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    return ("gpu", "bf16-mixed") if use_cuda else ("cpu", "32-true")
+
+
+def load_tokenizer(path: str | Path, image_size: int):
+    """The tokenizer of a release checkpoint; mismatches become one DojoError line."""
+    from world_model.checkpoint import CheckpointError, load_world_model
+
+    try:
+        loaded = load_world_model(path, expected_image_size=image_size, require=("tokenizer",))
+    except CheckpointError as error:
+        raise DojoError(str(error)) from None
+    return loaded.tokenizer
+
+
+def train_inline_tokenizer(cfg: TrainConfig, out: Path, train: list[str], validation: list[str]) -> Path:
+    """stage=world_model without tokenizer=: train one with the same data, size and seed into out/tokenizer."""
+    path = out / "tokenizer"
+    if not _finished(path):
+        tok_cfg = dataclasses.replace(
+            cfg, stage="tokenizer", out=str(path), data=train, validation=validation, tokenizer=None
+        )
+        run_train(tok_cfg, overwrite=False)
+    return path / RELEASE_DIR
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Building the modules
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _config_error(error: Exception) -> DojoError:
+    return UsageError(f"bad model settings: {error}")
+
+
+def build_tokenizer_module(cfg: TrainConfig, image_size: int):
+    from world_model.lit_tokenizer import LitTokenizer, LitTokenizerConfig
+    from world_model.tokenizer import TokenizerConfig
+
+    try:
+        tokenizer = TokenizerConfig(
+            **{"temporal_compression": 4, **cfg.tokenizer_model, "image_size": image_size}
+        )
+        extra = {"learning_rate": cfg.learning_rate} if cfg.learning_rate else {}
+        return LitTokenizer(LitTokenizerConfig(tokenizer=tokenizer, **extra))
+    except (TypeError, ValueError) as error:
+        raise _config_error(error) from None
+
+
+def build_world_model_module(cfg: TrainConfig, tokenizer, datamodule):
+    from world_model.dit import make_dit_config
+    from world_model.flow import FlowConfig
+    from world_model.lit_world_model import LitWorldModel, LitWorldModelConfig, estimate_latent_scale
+    from world_model.sampler import SamplerConfig
+
+    tok = tokenizer.cfg
+    dit_overrides = {k: v for k, v in cfg.dit.items() if k != "size"}
+    try:
+        dit = make_dit_config(
+            cfg.dit.get("size", "default"),
+            **{
+                "max_latent_frames": max(16, tok.num_latent_frames(cfg.clip_length)),
+                **dit_overrides,
+                "latent_channels": tok.latent_channels,
+                "latent_size": tok.latent_size,
+                "action_dim": datamodule.action_dim,
+                "state_dim": datamodule.state_dim,
+                "action_chunk_size": tok.temporal_compression,
+            },
+        )
+        extra = {"learning_rate": cfg.learning_rate} if cfg.learning_rate else {}
+        module_cfg = LitWorldModelConfig(
+            dit=dit,
+            flow=FlowConfig(**cfg.flow),
+            sampler=SamplerConfig(**cfg.sampler),
+            **cfg.world_model,
+            **datamodule.stats,
+            latent_scale=estimate_latent_scale(tokenizer, datamodule.sample_images(16)),
+            seed=cfg.seed,
+            **extra,
+        )
+        return LitWorldModel(module_cfg, tokenizer)
+    except (TypeError, ValueError) as error:
+        raise _config_error(error) from None
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The run
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def make_datamodule(cfg: TrainConfig, train: list[str], validation: list[str], tokenizer=None):
+    """Clips for the stage; decodes (or finds) the frame caches and checks the datasets' keys and image size."""
+    from world_model.data import ClipDataConfig, ClipDataModule
+
+    image_size = int(cfg.tokenizer_model.get("image_size", 96))
+    if tokenizer is not None:
+        temporal_compression = tokenizer.cfg.temporal_compression
+    else:
+        temporal_compression = int(cfg.tokenizer_model.get("temporal_compression", 4))
+    data_cfg = ClipDataConfig(
+        train_roots=train,
+        validation_roots=validation,
+        clip_length=cfg.clip_length,
+        temporal_compression=temporal_compression,
+        image_size=image_size,
+        require_actions=cfg.stage == "world_model",
+        relative_actions=bool(cfg.world_model.get("relative_actions", True)),
+        batch_size=cfg.batch_size,
+        num_workers=cfg.num_workers,
+        cache_dir=cfg.cache_dir,
+        seed=cfg.seed,
+    )
+    return ClipDataModule(data_cfg)
+
+
+def run_train(cfg: TrainConfig, overwrite: bool = False, callbacks: list | None = None) -> dict[str, Any]:
+    """Train ``cfg.stage`` into ``cfg.out``; returns the summary also stored in ``run.json``.
+
+    ``callbacks`` are extra Lightning callbacks (tests use one to interrupt a run).
+    """
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+    from lightning.pytorch.loggers import CSVLogger
+
+    # Check what the user handed in before anything is written to out (a bad input leaves no half-made run).
+    accelerator, precision = resolve_accelerator(cfg.device)
+    image_size = int(cfg.tokenizer_model.get("image_size", 96))
+    tokenizer_path = cfg.tokenizer
+    tokenizer = load_tokenizer(tokenizer_path, image_size) if tokenizer_path else None
+    given_data = cfg.data is not None
+    if given_data:
+        train_roots, validation_roots = resolve_data(cfg, Path(cfg.out))
+        datamodule = make_datamodule(cfg, train_roots, validation_roots, tokenizer)
+
+    run = prepare_run_dir(cfg.out, "train", asdict(cfg), overwrite)
+    out = run.path
+    if not given_data:
+        train_roots, validation_roots = resolve_data(cfg, out)  # size=tiny: records out/data
+    if cfg.stage == "world_model" and tokenizer is None:
+        tokenizer_path = train_inline_tokenizer(cfg, out, train_roots, validation_roots)
+        tokenizer = load_tokenizer(tokenizer_path, image_size)
+    if not given_data:
+        datamodule = make_datamodule(cfg, train_roots, validation_roots, tokenizer)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    if cfg.stage == "tokenizer":
+        module = build_tokenizer_module(cfg, image_size)
+    else:
+        module = build_world_model_module(cfg, tokenizer, datamodule)
+
+    checkpoints = out / CHECKPOINT_DIR
+    last = checkpoints / "last.ckpt"
+    start_step = _start_step_callback()
+    has_validation = datamodule.val_set is not None and cfg.val_batches > 0
+    trainer = L.Trainer(
+        accelerator=accelerator,
+        devices=cfg.devices,
+        strategy=cfg.strategy,
+        precision=precision,
+        max_steps=cfg.max_steps,
+        max_epochs=-1,
+        val_check_interval=min(cfg.val_every, cfg.max_steps) if has_validation else None,
+        check_val_every_n_epoch=None,
+        limit_val_batches=cfg.val_batches if has_validation else 0,
+        num_sanity_val_steps=0,
+        callbacks=[
+            ModelCheckpoint(
+                dirpath=checkpoints, save_last=True, save_top_k=0, every_n_train_steps=cfg.checkpoint_every
+            ),
+            RichProgressBar(leave=True),
+            start_step,
+            *(callbacks or []),
+        ],
+        logger=CSVLogger(out, name="logs", version=0),
+        log_every_n_steps=max(1, min(50, cfg.max_steps // 4)),
+        enable_model_summary=False,
+        default_root_dir=out,
+    )
+    resume = last if run.resumed and last.is_file() else None
+    started = time.perf_counter()
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+    except SystemExit:
+        # Lightning turns Ctrl-C into sys.exit(1) after ignoring SIGINT: give the CLI its KeyboardInterrupt back.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        raise KeyboardInterrupt from None
+    seconds = time.perf_counter() - started
+
+    release = out / RELEASE_DIR
+    provenance = {"stage": cfg.stage, "steps": trainer.global_step, "data": train_roots, "seed": cfg.seed}
+    if cfg.stage == "tokenizer":
+        from world_model.checkpoint import save_world_model
+
+        save_world_model(release, tokenizer=module.tokenizer, extra={"training": provenance})
+    else:
+        module.export(release, extra={"training": provenance, "tokenizer_source": str(tokenizer_path)})
+    resumed_from = start_step.step
+    steps_now = trainer.global_step - resumed_from
+    summary = {
+        "stage": cfg.stage,
+        "release": str(release),
+        "checkpoint": str(last),
+        "steps": trainer.global_step,
+        "resumed_from_step": resumed_from,
+        "seconds": round(seconds, 2),
+        "samples_per_second": round(steps_now * cfg.batch_size / seconds, 2) if seconds > 0 else None,
+        "accelerator": accelerator,
+        "precision": precision,
+        "train_clips": len(datamodule.train_set),
+        "validation_clips": len(datamodule.val_set) if datamodule.val_set is not None else 0,
+        "metrics": {k: round(float(v), 5) for k, v in trainer.callback_metrics.items()},
+    }
+    run.finish(summary)
+    return summary
+
+
+def _start_step_callback():
+    """A callback recording the global step training starts from (> 0 when resumed from a checkpoint)."""
+    from lightning.pytorch.callbacks import Callback
+
+    class StartStep(Callback):
+        step = 0
+
+        def on_train_start(self, trainer, module) -> None:
+            self.step = trainer.global_step
+
+    return StartStep()
