@@ -1,0 +1,311 @@
+"""The project's own small pixel policy, in LeRobot's format (type ``dojo_pixel``).
+
+Contract: one 96x96 RGB frame (``observation.image``, float in [0, 1], (B, 3, H, W)) and the agent position
+(``observation.state``, (B, 2)) -> a chunk of ``chunk_size`` 2-D target positions (``action``, (B, chunk_size, 2)),
+of which ``select_action`` executes the first ``n_action_steps`` before predicting again.
+
+The network is ours and small: a strided conv encoder (no pretrained backbone, nothing to download), the
+state concatenated to the image features, and an MLP head that regresses the whole chunk. Training is plain
+behaviour cloning (MSE or L1 over the non-padded steps of the chunk).
+
+Normalisation lives in lerobot's processor pipelines, not in the model: ``make_dojo_pixel_pre_post_processors``
+builds a preprocessor (batch dim, device, ``NormalizerProcessorStep``) and a postprocessor
+(``UnnormalizerProcessorStep``, back to CPU) from the dataset stats, and their ``save_pretrained`` writes
+``policy_preprocessor.json`` / ``policy_postprocessor.json`` plus the stats as safetensors next to
+``config.json`` and ``model.safetensors``. That is the layout every lerobot >= 0.4 checkpoint has, so the same
+loader (``policies.loading``) reads our checkpoints and lerobot's alike, and lerobot's own
+``make_pre_post_processors(config, pretrained_path=...)`` finds ours too. The model therefore sees and
+produces normalised tensors: state and action scaled to [-1, 1] by min/max (the arena is 0-512 px), images
+left in [0, 1] by the processor and centred inside the model (a fixed affine map, no stats needed).
+
+The class names follow lerobot's plugin convention (``XConfig`` / ``XPolicy`` / ``make_<type>_pre_post_processors``
+in one importable module), so ``lerobot.policies.factory.get_policy_class("dojo_pixel")`` and
+``make_pre_post_processors`` resolve them once this module has been imported (importing ``policies.loading``
+does it).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from lerobot.configs.policies import PreTrainedConfig
+from lerobot.configs.types import FeatureType, NormalizationMode, PolicyFeature
+from lerobot.optim.optimizers import AdamWConfig
+from lerobot.policies.pretrained import PreTrainedPolicy
+from lerobot.processor import (
+    AddBatchDimensionProcessorStep,
+    DeviceProcessorStep,
+    NormalizerProcessorStep,
+    PolicyAction,
+    PolicyProcessorPipeline,
+    UnnormalizerProcessorStep,
+)
+from lerobot.processor.converters import policy_action_to_transition, transition_to_policy_action
+from lerobot.utils.constants import POLICY_POSTPROCESSOR_DEFAULT_NAME, POLICY_PREPROCESSOR_DEFAULT_NAME
+from torch import Tensor, nn
+
+from dojo_bench.keys import ACTION, OBS_IMAGE, OBS_STATE
+
+POLICY_TYPE = "dojo_pixel"
+
+
+def _default_inputs() -> dict[str, PolicyFeature]:
+    return {
+        OBS_IMAGE: PolicyFeature(type=FeatureType.VISUAL, shape=(3, 96, 96)),
+        OBS_STATE: PolicyFeature(type=FeatureType.STATE, shape=(2,)),
+    }
+
+
+def _default_outputs() -> dict[str, PolicyFeature]:
+    return {ACTION: PolicyFeature(type=FeatureType.ACTION, shape=(2,))}
+
+
+@PreTrainedConfig.register_subclass(POLICY_TYPE)
+@dataclass
+class PixelConfig(PreTrainedConfig):
+    """Configuration of ``PixelPolicy``; saved as ``config.json`` with ``"type": "dojo_pixel"``.
+
+    chunk_size: actions predicted per forward pass; n_action_steps: how many of them run before re-planning.
+    channels: output channels of the stride-2 conv layers (96 px -> 96 / 2**len(channels) px feature map).
+    inference_noise_std: Gaussian noise (in normalised action units) added to predicted chunks at inference;
+        0 makes the policy deterministic, > 0 makes a stochastic variant (ensembles draw several proposals).
+    """
+
+    n_obs_steps: int = 1
+    chunk_size: int = 8
+    n_action_steps: int = 8
+    channels: tuple[int, ...] = (16, 32, 64, 64)
+    hidden_dim: int = 256
+    loss: str = "mse"
+    inference_noise_std: float = 0.0
+
+    input_features: dict[str, PolicyFeature] | None = field(default_factory=_default_inputs)
+    output_features: dict[str, PolicyFeature] | None = field(default_factory=_default_outputs)
+    normalization_mapping: dict[str, NormalizationMode] = field(
+        default_factory=lambda: {
+            "VISUAL": NormalizationMode.IDENTITY,
+            "STATE": NormalizationMode.MIN_MAX,
+            "ACTION": NormalizationMode.MIN_MAX,
+        }
+    )
+
+    optimizer_lr: float = 1e-3
+    optimizer_weight_decay: float = 1e-6
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.n_obs_steps != 1:
+            raise ValueError(f"dojo_pixel reads one frame: n_obs_steps must be 1, got {self.n_obs_steps}")
+        if not 1 <= self.n_action_steps <= self.chunk_size:
+            raise ValueError(
+                f"n_action_steps ({self.n_action_steps}) must be between 1 and chunk_size ({self.chunk_size})"
+            )
+        if self.loss not in ("mse", "l1"):
+            raise ValueError(f"loss must be 'mse' or 'l1', got {self.loss!r}")
+        if self.inference_noise_std < 0:
+            raise ValueError(f"inference_noise_std must be >= 0, got {self.inference_noise_std}")
+        if not self.channels:
+            raise ValueError("channels must name at least one conv layer")
+
+    def validate_features(self) -> None:
+        images = self.image_features
+        if len(images) != 1:
+            raise ValueError(f"dojo_pixel needs exactly one image input, got {sorted(images)}")
+        (image,) = images.values()
+        if len(image.shape) != 3 or image.shape[0] != 3:
+            raise ValueError(f"dojo_pixel needs a (3, H, W) image, got {image.shape}")
+        if self.robot_state_feature is None:
+            raise ValueError(f"dojo_pixel needs a state input named {OBS_STATE!r}")
+        if self.action_feature is None:
+            raise ValueError(f"dojo_pixel needs an output named {ACTION!r}")
+
+    @property
+    def image_key(self) -> str:
+        return next(iter(self.image_features))
+
+    @property
+    def action_dim(self) -> int:
+        return self.action_feature.shape[0]
+
+    @property
+    def observation_delta_indices(self) -> None:
+        return None
+
+    @property
+    def action_delta_indices(self) -> list[int]:
+        return list(range(self.chunk_size))
+
+    @property
+    def reward_delta_indices(self) -> None:
+        return None
+
+    def get_optimizer_preset(self) -> AdamWConfig:
+        return AdamWConfig(lr=self.optimizer_lr, weight_decay=self.optimizer_weight_decay)
+
+    def get_scheduler_preset(self) -> None:
+        return None
+
+
+# The brief and other packages may use the longer name; lerobot's plugin lookup needs the class to be
+# called ``PixelConfig`` (``PixelConfig`` -> ``PixelPolicy``).
+PixelPolicyConfig = PixelConfig
+
+
+class PixelEncoder(nn.Module):
+    """(B, 3, H, W) in [0, 1] -> (B, hidden_dim): stride-2 convs, GroupNorm, SiLU, then a linear layer."""
+
+    def __init__(self, image_shape: tuple[int, int, int], channels: tuple[int, ...], hidden_dim: int):
+        super().__init__()
+        layers: list[nn.Module] = []
+        in_channels = image_shape[0]
+        for out_channels in channels:
+            layers += [
+                nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=2, padding=1),
+                nn.GroupNorm(min(8, out_channels), out_channels),
+                nn.SiLU(),
+            ]
+            in_channels = out_channels
+        self.convs = nn.Sequential(*layers)
+        with torch.no_grad():
+            flat = self.convs(torch.zeros(1, *image_shape)).numel()
+        self.proj = nn.Linear(flat, hidden_dim)
+
+    def forward(self, image: Tensor) -> Tensor:
+        # Centre [0, 1] pixels on 0; a fixed map, so the checkpoint needs no image stats.
+        features = self.convs(image * 2.0 - 1.0)  # (B, C, h, w)
+        return self.proj(features.flatten(1))
+
+
+class PixelPolicy(PreTrainedPolicy):
+    """Behaviour-cloning pixel policy; inputs and outputs are normalised (see the module docstring)."""
+
+    config_class = PixelConfig
+    name = POLICY_TYPE
+
+    def __init__(self, config: PixelConfig, **kwargs: Any):
+        # kwargs: lerobot's make_policy passes dataset_stats / dataset_meta; normalisation is in the processors.
+        super().__init__(config)
+        config.validate_features()
+        self.config: PixelConfig = config
+        state_dim = config.robot_state_feature.shape[0]
+        self.encoder = PixelEncoder(
+            tuple(config.image_features[config.image_key].shape), config.channels, config.hidden_dim
+        )
+        self.head = nn.Sequential(
+            nn.Linear(config.hidden_dim + state_dim, config.hidden_dim),
+            nn.SiLU(),
+            nn.Linear(config.hidden_dim, config.hidden_dim),
+            nn.SiLU(),
+            nn.Linear(config.hidden_dim, config.chunk_size * config.action_dim),
+        )
+        self._action_queue: deque[Tensor] = deque()
+
+    def get_optim_params(self) -> dict:
+        return self.parameters()
+
+    def reset(self) -> None:
+        """Forget the queued actions; call at every episode start."""
+        self._action_queue = deque()
+
+    def _predict(self, batch: dict[str, Tensor]) -> Tensor:
+        """Normalised observations -> normalised chunk (B, chunk_size, action_dim), no inference noise."""
+        image = batch[self.config.image_key]
+        if image.dim() == 5:  # (B, 1, 3, H, W) when a loader keeps the n_obs_steps axis
+            image = image[:, -1]
+        state = batch[OBS_STATE]
+        if state.dim() == 3:
+            state = state[:, -1]
+        features = torch.cat([self.encoder(image), state], dim=-1)
+        return self.head(features).view(-1, self.config.chunk_size, self.config.action_dim)
+
+    @torch.no_grad()
+    def predict_action_chunk(self, batch: dict[str, Tensor], noise: Tensor | None = None) -> Tensor:
+        """(B, chunk_size, action_dim) normalised actions. ``noise`` (same shape, unit scale) replaces the
+        internally drawn noise when ``inference_noise_std`` > 0; ignored otherwise."""
+        chunk = self._predict(batch)
+        if self.config.inference_noise_std > 0:
+            if noise is None:
+                noise = torch.randn_like(chunk)
+            chunk = chunk + self.config.inference_noise_std * noise
+        return chunk
+
+    @torch.no_grad()
+    def select_action(self, batch: dict[str, Tensor], noise: Tensor | None = None) -> Tensor:
+        """(B, action_dim): the next action of the queued chunk, predicting a new chunk when it runs out."""
+        if not self._action_queue:
+            chunk = self.predict_action_chunk(batch, noise=noise)[:, : self.config.n_action_steps]
+            self._action_queue.extend(chunk.transpose(0, 1))  # n_action_steps x (B, action_dim)
+        return self._action_queue.popleft()
+
+    def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict]:
+        """Behaviour-cloning loss on a normalised batch with ``action`` (B, chunk_size, action_dim) and an
+        optional ``action_is_pad`` (B, chunk_size) mask (steps past the episode end, from delta timestamps)."""
+        target = batch[ACTION]
+        if target.dim() == 2:  # (B, A): a single-step target, compare with the first predicted step
+            target = target[:, None]
+        prediction = self._predict(batch)[:, : target.shape[1]]
+        if self.config.loss == "mse":
+            per_step = F.mse_loss(prediction, target, reduction="none").mean(-1)  # (B, T)
+        else:
+            per_step = F.l1_loss(prediction, target, reduction="none").mean(-1)
+        if "action_is_pad" in batch:
+            valid = (~batch["action_is_pad"][:, : target.shape[1]]).to(per_step.dtype)
+            loss = (per_step * valid).sum() / valid.sum().clamp(min=1.0)
+        else:
+            loss = per_step.mean()
+        return loss, {f"{self.config.loss}_loss": loss.item()}
+
+
+def make_dojo_pixel_pre_post_processors(
+    config: PixelConfig,
+    dataset_stats: dict[str, dict[str, Tensor]] | None = None,
+) -> tuple[
+    PolicyProcessorPipeline[dict[str, Any], dict[str, Any]],
+    PolicyProcessorPipeline[PolicyAction, PolicyAction],
+]:
+    """The processors lerobot's ``make_pre_post_processors`` builds for ``dojo_pixel`` (found by name).
+
+    dataset_stats: lerobot's per-feature stats (``min``/``max`` for state and action are used).
+    """
+    features = {**config.input_features, **config.output_features}
+    preprocessor = PolicyProcessorPipeline[dict[str, Any], dict[str, Any]](
+        steps=[
+            AddBatchDimensionProcessorStep(),
+            DeviceProcessorStep(device=config.device),
+            NormalizerProcessorStep(
+                features=features,
+                norm_map=config.normalization_mapping,
+                stats=dataset_stats,
+                device=config.device,
+            ),
+        ],
+        name=POLICY_PREPROCESSOR_DEFAULT_NAME,
+    )
+    postprocessor = PolicyProcessorPipeline[PolicyAction, PolicyAction](
+        steps=[
+            UnnormalizerProcessorStep(
+                features=config.output_features, norm_map=config.normalization_mapping, stats=dataset_stats
+            ),
+            DeviceProcessorStep(device="cpu"),
+        ],
+        name=POLICY_POSTPROCESSOR_DEFAULT_NAME,
+        to_transition=policy_action_to_transition,
+        to_output=transition_to_policy_action,
+    )
+    return preprocessor, postprocessor
+
+
+def make_pixel_policy(
+    dataset_stats: dict[str, dict[str, Tensor]] | None,
+    device: str = "cpu",
+    **config_kwargs: Any,
+) -> tuple[PixelPolicy, PolicyProcessorPipeline, PolicyProcessorPipeline]:
+    """A fresh ``PixelPolicy`` on ``device`` with its processors; ``config_kwargs`` go to ``PixelConfig``."""
+    config = PixelConfig(device=device, **config_kwargs)
+    policy = PixelPolicy(config).to(config.device)
+    preprocessor, postprocessor = make_dojo_pixel_pre_post_processors(config, dataset_stats)
+    return policy, preprocessor, postprocessor

@@ -1,0 +1,72 @@
+"""PixelPolicy: config rules, the action queue, and a few training steps that lower the loss."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dojo_bench.keys import ACTION, OBS_IMAGE, OBS_STATE
+from policies.pixel_policy import PixelConfig, PixelPolicy, make_pixel_policy
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="n_action_steps"):
+        PixelConfig(device="cpu", chunk_size=4, n_action_steps=5)
+    with pytest.raises(ValueError, match="loss"):
+        PixelConfig(device="cpu", loss="huber")
+
+
+def test_chunk_shapes_and_action_queue(tiny):
+    torch.manual_seed(0)
+    policy = PixelPolicy(PixelConfig(device="cpu", **tiny))
+    batch = {OBS_IMAGE: torch.rand(2, 3, 96, 96), OBS_STATE: torch.rand(2, 2) * 2 - 1}
+    chunk = policy.predict_action_chunk(batch)
+    assert chunk.shape == (2, tiny["chunk_size"], 2)
+    policy.reset()
+    actions = [policy.select_action(batch) for _ in range(tiny["n_action_steps"])]
+    torch.testing.assert_close(
+        torch.stack(actions, dim=1), chunk[:, : tiny["n_action_steps"]], rtol=0, atol=0
+    )
+    # The queue is empty now: a different observation makes a new chunk.
+    other = {OBS_IMAGE: torch.rand(2, 3, 96, 96), OBS_STATE: batch[OBS_STATE]}
+    torch.testing.assert_close(
+        policy.select_action(other), policy.predict_action_chunk(other)[:, 0], rtol=0, atol=0
+    )
+
+
+def test_inference_noise_makes_it_stochastic(tiny):
+    torch.manual_seed(0)
+    policy = PixelPolicy(PixelConfig(device="cpu", inference_noise_std=0.1, **tiny))
+    batch = {OBS_IMAGE: torch.rand(1, 3, 96, 96), OBS_STATE: torch.zeros(1, 2)}
+    assert not torch.equal(policy.predict_action_chunk(batch), policy.predict_action_chunk(batch))
+    noise = torch.zeros(1, tiny["chunk_size"], 2)
+    torch.testing.assert_close(policy.predict_action_chunk(batch, noise=noise), policy._predict(batch))
+
+
+@pytest.mark.parametrize("loss", ["mse", "l1"])
+def test_a_few_training_steps_lower_the_loss(stats, tiny, loss):
+    torch.manual_seed(0)
+    policy, preprocessor, _ = make_pixel_policy(stats, device="cpu", loss=loss, **tiny)
+    policy.train()
+    # A tiny synthetic batch in env units, normalised by the policy's own preprocessor: the expert moves
+    # from the agent position towards a fixed goal.
+    state = torch.rand(8, 2) * 512
+    goal = torch.tensor([256.0, 300.0])
+    steps = torch.linspace(0.1, 1.0, tiny["chunk_size"])[None, :, None]
+    action = state[:, None] + (goal - state)[:, None] * steps  # (B, chunk_size, 2)
+    is_pad = torch.zeros(8, tiny["chunk_size"], dtype=torch.bool)
+    is_pad[0, -2:] = True
+    batch = preprocessor({OBS_IMAGE: torch.rand(8, 3, 96, 96), OBS_STATE: state, ACTION: action})
+    batch["action_is_pad"] = is_pad
+    assert batch[ACTION].abs().max() <= 1.0  # min/max normalisation to [-1, 1]
+
+    optimizer = torch.optim.AdamW(policy.get_optim_params(), lr=3e-3)
+    first, info = policy(batch)
+    assert set(info) == {f"{loss}_loss"}
+    for _ in range(30):
+        loss_value, _ = policy(batch)
+        optimizer.zero_grad()
+        loss_value.backward()
+        optimizer.step()
+    last, _ = policy(batch)
+    assert last.item() < 0.5 * first.item()
