@@ -1,4 +1,5 @@
-"""``dojo-bench train``: train the video tokenizer (``stage=tokenizer``) or the world model (``stage=world_model``).
+"""``dojo-bench train``: train the video tokenizer (``stage=tokenizer``) or the world model (``stage=world_model``),
+and, through train_stages.py, the value model (``stage=value_model``) and zoo policies (``stage=policy``).
 
 One Lightning loop for both stages and every device: the accelerator comes from ``device``, bf16 mixed precision is
 used on CUDA only, and CPU runs the same code in float32. ``out=DIR`` follows the run-directory contract
@@ -30,8 +31,9 @@ from dojo_bench.run_dir import RUN_FILE, prepare_run_dir
 # lerobot's dataset tools draw tqdm bars of their own; ours are rich. tqdm reads this when it is imported.
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-STAGES = ("tokenizer", "world_model")
+STAGES = ("tokenizer", "world_model", "value_model", "policy")
 DEVICES = ("auto", "cpu", "cuda")
+FRAME_STAGES = ("value_model", "policy")  # single-frame stages, run by train_stages.py
 RELEASE_DIR = "release"
 CHECKPOINT_DIR = "checkpoints"
 
@@ -67,6 +69,13 @@ class TrainConfig:
     flow: dict[str, Any] = field(default_factory=dict)  # FlowConfig fields
     sampler: dict[str, Any] = field(default_factory=dict)  # SamplerConfig fields (validation rollouts)
     tiny_data: dict[str, Any] = field(default_factory=dict)  # DataConfig fields for the self-recorded dataset
+    value_model: dict[str, Any] = field(default_factory=dict)  # ValueModelConfig fields (stage=value_model)
+    policy: dict[str, Any] = field(default_factory=dict)  # PixelConfig fields (stage=policy)
+    policy_episodes: str = (
+        "expert"  # stage=policy: clone this data policy's episodes (meta/dojo.json), or "all"
+    )
+    max_episodes: int | None = None  # stage=policy|value_model: train on the first N chosen episodes only
+    save_steps: list[int] | None = None  # stage=policy: also save pretrained_model folders at these steps
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
@@ -82,6 +91,17 @@ class TrainConfig:
             raise UsageError("val_batches and num_workers must be >= 0")
         if self.learning_rate is not None and self.learning_rate <= 0:
             raise UsageError(f"learning_rate must be positive, got {self.learning_rate}")
+        if self.max_episodes is not None and (
+            not isinstance(self.max_episodes, int) or self.max_episodes < 1
+        ):
+            raise UsageError(f"max_episodes must be a positive integer or null, got {self.max_episodes!r}")
+        if self.save_steps is not None:
+            steps = [self.save_steps] if isinstance(self.save_steps, int) else list(self.save_steps)
+            if not all(isinstance(s, int) and 1 <= s <= self.max_steps for s in steps):
+                raise UsageError(
+                    f"save_steps must be integers in 1..max_steps={self.max_steps}, got {self.save_steps!r}"
+                )
+            self.save_steps = steps
         if self.stage == "tokenizer" and self.tokenizer is not None:
             raise UsageError("tokenizer= is for stage=world_model; stage=tokenizer trains a new one")
 
@@ -138,7 +158,11 @@ def record_tiny_data(cfg: TrainConfig, path: Path) -> Path:
     from dojo_bench.dojo.recording import DataConfig
 
     if not _finished(path):
-        settings = {"kind": "robot", "episodes": 4, "max_steps": 20, "workers": 1, **cfg.tiny_data}
+        # stage=policy clones one data policy: record only its episodes so the tiny run always has some.
+        cloned = (
+            {"policy": cfg.policy_episodes} if cfg.stage == "policy" and cfg.policy_episodes != "all" else {}
+        )
+        settings = {"kind": "robot", "episodes": 4, "max_steps": 20, "workers": 1, **cloned, **cfg.tiny_data}
         run_data(DataConfig(**{**settings, "out": str(path), "seed": cfg.seed}), overwrite=path.exists())
     return path
 
@@ -287,12 +311,28 @@ def run_train(cfg: TrainConfig, overwrite: bool = False, callbacks: list | None 
     given_data = cfg.data is not None
     if given_data:
         train_roots, validation_roots = resolve_data(cfg, Path(cfg.out))
+    if given_data and cfg.stage == "policy":
+        from dojo_bench.train_stages import check_policy_episodes
+
+        check_policy_episodes(cfg, train_roots)
+    if given_data and cfg.stage not in FRAME_STAGES:
         datamodule = make_datamodule(cfg, train_roots, validation_roots, tokenizer)
 
     run = prepare_run_dir(cfg.out, "train", asdict(cfg), overwrite)
     out = run.path
     if not given_data:
         train_roots, validation_roots = resolve_data(cfg, out)  # size=tiny: records out/data
+    if cfg.stage in FRAME_STAGES:
+        from dojo_bench import train_stages
+
+        stage = (
+            train_stages.run_value_model_stage
+            if cfg.stage == "value_model"
+            else train_stages.run_policy_stage
+        )
+        summary = stage(cfg, run, train_roots, validation_roots, callbacks)
+        run.finish(summary)
+        return summary
     if cfg.stage == "world_model" and tokenizer is None:
         tokenizer_path = train_inline_tokenizer(cfg, out, train_roots, validation_roots)
         tokenizer = load_tokenizer(tokenizer_path, image_size)

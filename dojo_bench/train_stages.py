@@ -1,0 +1,418 @@
+"""``dojo-bench train stage=value_model`` and ``stage=policy``: the two stages that learn from single frames.
+
+- ``stage=value_model``: ``LitValueModel`` (dojo_bench/value_model.py) on every frame of the data run's train
+  datasets, labels from the dojo's ground truth (``gt.progress``, ``gt.success``), validated on its validation
+  datasets. The same Lightning loop, devices, resume and ``run.json`` as the other stages (train.py); the release
+  (``out/release``: config.json + model.safetensors) is what ``load_value_model`` reads.
+- ``stage=policy``: behaviour cloning of ``policies.pixel_policy.PixelPolicy`` on the episodes of one data policy
+  (``policy_episodes=expert``, a name from ``meta/dojo.json`` ``policies``; ``all`` takes every episode), at most
+  ``max_episodes`` of them (the first ones, so smaller zoo members see a subset of the larger ones' data). A LeRobot
+  ``pretrained_model`` folder is written at each of ``save_steps`` (and the last step) under
+  ``out/checkpoints/step-N/pretrained_model``, so one run gives a zoo slice across training steps; data size and
+  seed are config keys, so several runs span those too. A plain loop (no Lightning): the policy is lerobot's
+  ``PreTrainedPolicy`` and its batches go through its own preprocessor (normalisation), as lerobot's trainer does.
+  An interrupted policy run restarts from step 0 (same seed, same result); it keeps no optimiser state.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dojo_bench.errors import DojoError, UsageError
+from dojo_bench.keys import ACTION, DOJO_META_FILE, GT_POLICY, OBS_IMAGE, OBS_STATE
+
+if TYPE_CHECKING:
+    from dojo_bench.train import TrainConfig
+
+POLICY_ALL = "all"
+
+
+def _trainer_loop(cfg: TrainConfig, module, train_loader, val_loader, out: Path, resumed: bool, callbacks):
+    """Fit ``module`` with the train.py trainer settings; returns (trainer, start step, seconds)."""
+    import signal
+
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+    from lightning.pytorch.loggers import CSVLogger
+
+    from dojo_bench.train import CHECKPOINT_DIR, _start_step_callback, resolve_accelerator
+
+    accelerator, precision = resolve_accelerator(cfg.device)
+    checkpoints = out / CHECKPOINT_DIR
+    last = checkpoints / "last.ckpt"
+    start_step = _start_step_callback()
+    has_validation = val_loader is not None and cfg.val_batches > 0
+    trainer = L.Trainer(
+        accelerator=accelerator,
+        devices=cfg.devices,
+        strategy=cfg.strategy,
+        precision=precision,
+        max_steps=cfg.max_steps,
+        max_epochs=-1,
+        val_check_interval=min(cfg.val_every, cfg.max_steps) if has_validation else None,
+        check_val_every_n_epoch=None,
+        limit_val_batches=cfg.val_batches if has_validation else 0,
+        num_sanity_val_steps=0,
+        callbacks=[
+            ModelCheckpoint(
+                dirpath=checkpoints, save_last=True, save_top_k=0, every_n_train_steps=cfg.checkpoint_every
+            ),
+            RichProgressBar(leave=True),
+            start_step,
+            *(callbacks or []),
+        ],
+        logger=CSVLogger(out, name="logs", version=0),
+        log_every_n_steps=max(1, min(50, cfg.max_steps // 4)),
+        enable_model_summary=False,
+        default_root_dir=out,
+    )
+    started = time.perf_counter()
+    try:
+        trainer.fit(
+            module,
+            train_dataloaders=train_loader,
+            val_dataloaders=val_loader if has_validation else None,
+            ckpt_path=last if resumed and last.is_file() else None,
+        )
+    except SystemExit:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        raise KeyboardInterrupt from None
+    return trainer, start_step.step, time.perf_counter() - started, accelerator, precision
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# stage=value_model
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _frame_sets(roots: list[str], cfg: TrainConfig, image_size: int, limit: int | None):
+    """FrameDatasets over ``roots``, keeping the first ``limit`` episodes overall (None: all)."""
+    from dojo_bench.value_model import FrameDataset
+
+    sets, left = [], limit
+    for root in roots:
+        episodes = None
+        if left is not None:
+            probe = FrameDataset(root, image_size, cache_dir=cfg.cache_dir)
+            episodes = sorted(set(probe.labels.episode.tolist()))[:left]
+            left -= len(episodes)
+            if not episodes:
+                break
+        sets.append(FrameDataset(root, image_size, episodes=episodes, cache_dir=cfg.cache_dir))
+    return sets
+
+
+def evaluate_value_model(
+    model, dataset, train_mean: float | None = None, batch_size: int = 64
+) -> dict[str, float]:
+    """Progress MAE and success accuracy on ``dataset``, beside the MAE of always predicting ``train_mean`` (the
+    training frames' mean progress; None: the evaluated frames' own mean, an optimistic baseline)."""
+    import torch
+
+    from dojo_bench.keys import GT_PROGRESS, GT_SUCCESS
+
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    errors, hits, targets = [], [], []
+    for batch in loader:
+        progress, success = model.score(batch[OBS_IMAGE])
+        errors.append((progress - batch[GT_PROGRESS]).abs())
+        hits.append(((success > 0.5).float() == batch[GT_SUCCESS]).float())
+        targets.append(batch[GT_PROGRESS])
+    if not errors:
+        return {}
+    target = torch.cat(targets)
+    baseline = float(target.mean()) if train_mean is None else train_mean
+    return {
+        "progress_mae": round(float(torch.cat(errors).mean()), 5),
+        "mean_baseline_mae": round(float((target - baseline).abs().mean()), 5),
+        "success_accuracy": round(float(torch.cat(hits).mean()), 5),
+        "frames": len(target),
+    }
+
+
+def run_value_model_stage(
+    cfg: TrainConfig, run, train_roots, validation_roots, callbacks=None
+) -> dict[str, Any]:
+    import lightning as L
+    import torch
+    from torch.utils.data import ConcatDataset, DataLoader
+
+    from dojo_bench.train import RELEASE_DIR
+    from dojo_bench.value_model import LitValueModel, ValueModelConfig
+
+    out = run.path
+    extra = {"learning_rate": cfg.learning_rate} if cfg.learning_rate else {}
+    try:
+        model_cfg = ValueModelConfig(**{**cfg.value_model, **extra})
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"bad value_model settings: {error}") from None
+    train_sets = _frame_sets(train_roots, cfg, model_cfg.image_size, cfg.max_episodes)
+    val_sets = _frame_sets(validation_roots, cfg, model_cfg.image_size, None)
+    train_set = ConcatDataset(train_sets)
+    val_set = ConcatDataset(val_sets) if val_sets and sum(map(len, val_sets)) else None
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    module = LitValueModel(model_cfg)
+    train_loader = DataLoader(
+        train_set,
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        drop_last=len(train_set) >= cfg.batch_size,
+        num_workers=cfg.num_workers,
+        persistent_workers=cfg.num_workers > 0,
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
+    val_loader = (
+        DataLoader(val_set, batch_size=cfg.batch_size, num_workers=cfg.num_workers) if val_set else None
+    )
+    trainer, start, seconds, accelerator, precision = _trainer_loop(
+        cfg, module, train_loader, val_loader, out, run.resumed, callbacks
+    )
+    release = out / RELEASE_DIR
+    provenance = {
+        "stage": "value_model",
+        "steps": trainer.global_step,
+        "data": train_roots,
+        "validation": validation_roots,
+        "seed": cfg.seed,
+        "max_episodes": cfg.max_episodes,
+        "labels": "real frames, dojo ground truth (gt.progress, gt.success)",
+    }
+    module.export(release, extra={"training": provenance})
+    model = module.model.eval()
+    train_mean = float(np.mean([s.labels.progress[s.indices].mean() for s in train_sets if len(s)]))
+    steps_now = trainer.global_step - start
+    return {
+        "stage": "value_model",
+        "release": str(release),
+        "checkpoint": str(out / "checkpoints" / "last.ckpt"),
+        "steps": trainer.global_step,
+        "resumed_from_step": start,
+        "seconds": round(seconds, 2),
+        "samples_per_second": round(steps_now * cfg.batch_size / seconds, 2) if seconds > 0 else None,
+        "accelerator": accelerator,
+        "precision": precision,
+        "train_frames": len(train_set),
+        "validation_frames": len(val_set) if val_set is not None else 0,
+        "validation": evaluate_value_model(model, val_set, train_mean) if val_set is not None else {},
+        "metrics": {k: round(float(v), 5) for k, v in trainer.callback_metrics.items()},
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# stage=policy
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _policy_index(root: Path, name: str) -> int | None:
+    """Index of data policy ``name`` in ``meta/dojo.json`` ``policies`` (None for ``all``)."""
+    if name == POLICY_ALL:
+        return None
+    meta = root / DOJO_META_FILE
+    if not meta.is_file():
+        raise DojoError(
+            f"{root} has no {DOJO_META_FILE}: cannot tell {name} episodes apart (use policy_episodes=all)"
+        )
+    policies = json.loads(meta.read_text()).get("policies", [])
+    if name not in policies:
+        raise UsageError(
+            f"policy_episodes={name!r} is not a policy of {root} (its policies: {', '.join(policies)}, all)"
+        )
+    return policies.index(name)
+
+
+def check_policy_episodes(cfg: TrainConfig, roots: list[str]) -> None:
+    """Refuse an unknown ``policy_episodes`` before anything is written (UsageError naming the known ones)."""
+    for root in roots:
+        _policy_index(Path(root), cfg.policy_episodes)
+
+
+class BCDataset:
+    """Behaviour-cloning samples of chosen episodes: frame t, state t and actions t .. t+chunk-1 (padded).
+
+    Items: ``observation.image`` float (3, H, W) in [0, 1], ``observation.state`` (S,), ``action`` (chunk, A)
+    in env units, ``action_is_pad`` (chunk,) bool (steps past the episode's end repeat its last action).
+    """
+
+    def __init__(
+        self, roots: list[str], policy: str, max_episodes: int | None, chunk_size: int, cache_dir=None
+    ):
+        from dojo_bench.value_model import read_frame_table
+        from world_model.data import _episode_table, check_features, load_frame_cache, read_info
+
+        self.chunk_size = chunk_size
+        self.frames, self.samples, self.states, self.actions, self.bounds = [], [], [], [], []
+        self.episodes: list[tuple[str, int]] = []
+        left = max_episodes
+        for root in (Path(r) for r in roots):
+            info = read_info(root)
+            check_features(
+                root, info, image_size=info["features"][OBS_IMAGE]["shape"][0], require_actions=True
+            )
+            wanted = _policy_index(root, policy)
+            table = read_frame_table(
+                root, [OBS_STATE, ACTION, GT_POLICY] if wanted is not None else [OBS_STATE, ACTION]
+            )
+            episodes = table["episode_index"].to_numpy()
+            if wanted is not None:
+                policy_of = np.stack(table[GT_POLICY].to_numpy()).reshape(len(table), -1)[:, 0]
+                chosen = sorted(set(episodes[policy_of == wanted].tolist()))
+            else:
+                chosen = sorted(set(episodes.tolist()))
+            if left is not None:
+                chosen = chosen[:left]
+                left -= len(chosen)
+            if not chosen:
+                continue
+            self.frames.append(
+                np.load(load_frame_cache(root, info, _episode_table(root), cache_dir), mmap_mode="r")
+            )
+            states = np.stack(table[OBS_STATE].to_numpy()).astype(np.float32)
+            actions = np.stack(table[ACTION].to_numpy()).astype(np.float32)
+            index = table["index"].to_numpy()
+            self.states.append(states)
+            self.actions.append(actions)
+            for episode in chosen:
+                rows = np.flatnonzero(episodes == episode)
+                first, end = int(rows.min()), int(rows.max()) + 1
+                self.episodes.append((str(root), int(episode)))
+                for row in range(first, end):
+                    self.samples.append((len(self.frames) - 1, int(index[row]), row, end))
+            if left == 0:
+                break
+        if not self.samples:
+            raise DojoError(
+                f"no {policy} episodes in {', '.join(map(str, roots))}: record some, or use policy_episodes=all"
+            )
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        """lerobot-style min/max stats of the chosen frames' states and actions."""
+        import torch
+
+        rows = {}
+        for key, arrays in ((OBS_STATE, self.states), (ACTION, self.actions)):
+            used = np.concatenate([arrays[p][r : r + 1] for p, _, r, _ in self.samples])
+            rows[key] = {"min": torch.from_numpy(used.min(0)), "max": torch.from_numpy(used.max(0))}
+        return rows
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        import torch
+
+        part, frame, row, end = self.samples[i]
+        steps = np.arange(row, row + self.chunk_size)
+        pad = steps >= end
+        actions = self.actions[part][np.minimum(steps, end - 1)]  # (chunk, A)
+        image = torch.from_numpy(np.array(self.frames[part][frame])).permute(2, 0, 1).float() / 255.0
+        return {
+            OBS_IMAGE: image,
+            OBS_STATE: torch.from_numpy(self.states[part][row]),
+            ACTION: torch.from_numpy(actions),
+            "action_is_pad": torch.from_numpy(pad),
+        }
+
+
+def save_steps_of(cfg: TrainConfig) -> list[int]:
+    steps = sorted({int(s) for s in (cfg.save_steps or [])} | {cfg.max_steps})
+    if steps[0] < 1:
+        raise UsageError(f"save_steps must be positive, got {cfg.save_steps}")
+    if steps[-1] > cfg.max_steps:
+        raise UsageError(f"save_steps {cfg.save_steps} go past max_steps={cfg.max_steps}")
+    return steps
+
+
+def run_policy_stage(cfg: TrainConfig, run, train_roots, validation_roots, callbacks=None) -> dict[str, Any]:
+    import torch
+    from torch.utils.data import DataLoader
+
+    from dojo_bench.train import CHECKPOINT_DIR, RELEASE_DIR, resolve_accelerator
+    from policies.loading import save_pretrained_model
+    from policies.pixel_policy import make_pixel_policy
+
+    out = run.path
+    accelerator, precision = resolve_accelerator(cfg.device)
+    device = "cuda" if accelerator == "gpu" else "cpu"
+    settings = dict(cfg.policy)
+    if "channels" in settings:
+        settings["channels"] = tuple(int(c) for c in settings["channels"])
+    if cfg.learning_rate:
+        settings["optimizer_lr"] = cfg.learning_rate
+    chunk_size = int(settings.get("chunk_size", 8))
+    dataset = BCDataset(train_roots, cfg.policy_episodes, cfg.max_episodes, chunk_size, cfg.cache_dir)
+    torch.manual_seed(cfg.seed)
+    try:
+        policy, preprocessor, postprocessor = make_pixel_policy(dataset.stats(), device=device, **settings)
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"bad policy settings: {error}") from None
+    optimizer = torch.optim.AdamW(
+        policy.parameters(), lr=policy.config.optimizer_lr, weight_decay=policy.config.optimizer_weight_decay
+    )
+    loader = DataLoader(
+        dataset,
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        drop_last=len(dataset) >= cfg.batch_size,
+        num_workers=cfg.num_workers,
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
+    save_at = save_steps_of(cfg)
+    saved: dict[int, str] = {}
+    losses: list[float] = []
+    step, started = 0, time.perf_counter()
+    policy.train()
+    while step < cfg.max_steps:
+        for batch in loader:
+            loss, _ = policy.forward(preprocessor(batch))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            losses.append(float(loss.detach()))
+            if step in save_at:
+                folder = out / CHECKPOINT_DIR / f"step-{step}" / "pretrained_model"
+                policy.eval()
+                save_pretrained_model(policy, preprocessor, postprocessor, folder)
+                policy.train()
+                saved[step] = str(folder)
+            if step >= cfg.max_steps:
+                break
+    seconds = time.perf_counter() - started
+    release = out / RELEASE_DIR
+    save_pretrained_model(policy.eval(), preprocessor, postprocessor, release)
+    provenance = {
+        "stage": "policy",
+        "steps": step,
+        "data": train_roots,
+        "policy_episodes": cfg.policy_episodes,
+        "episodes": len(dataset.episodes),
+        "seed": cfg.seed,
+    }
+    (release / "training.json").write_text(json.dumps(provenance, indent=2) + "\n")
+    tail = losses[-max(1, len(losses) // 4) :]
+    return {
+        "stage": "policy",
+        "release": str(release),
+        "checkpoint": saved[step],
+        "checkpoints": {str(k): v for k, v in saved.items()},
+        "steps": step,
+        "resumed_from_step": 0,
+        "seconds": round(seconds, 2),
+        "samples_per_second": round(step * cfg.batch_size / seconds, 2) if seconds > 0 else None,
+        "accelerator": accelerator,
+        "precision": precision,
+        "episodes": len(dataset.episodes),
+        "train_frames": len(dataset),
+        "policy_config": {
+            k: v
+            for k, v in asdict(policy.config).items()
+            if k in ("chunk_size", "n_action_steps", "hidden_dim")
+        },
+        "metrics": {"first_loss": round(losses[0], 5), "final_loss": round(float(np.mean(tail)), 5)},
+    }
