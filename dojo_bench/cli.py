@@ -1,6 +1,6 @@
 """``dojo-bench <verb> key=value ...``: the only Hydra-aware layer.
 
-Each verb has a Hydra config tree under ``dojo_bench/conf/<verb>/`` (``config.yaml`` plus a ``size`` group with
+Each verb has a Hydra config tree under ``dojo_bench/conf/<verb>/`` (a dash in the verb is an underscore there) (``config.yaml`` plus a ``size`` group with
 ``default`` and ``tiny`` presets). The CLI composes it with the user's overrides, builds the verb's typed config,
 calls a plain function, prints a summary, and ends with one line saying what it wrote where. Errors become one
 line on stderr and a non-zero exit code (2 for usage errors).
@@ -23,8 +23,10 @@ USAGE = """usage: dojo-bench <verb> [key=value ...]
 verbs:
   data      record the dojo as LeRobot datasets   (kind=robot|human|counterfactual out=DIR episodes=N ...)
   inspect   load a dataset back and summarise it  (path=DIR, or just DIR)
-  train     train the tokenizer or world model    (stage=tokenizer|world_model data=DIR out=DIR [tokenizer=DIR])
+  train     train a model                         (stage=tokenizer|world_model|value_model|policy data=DIR out=DIR)
   demo      the main job, at small scale          (out=DIR)
+  wm-eval   world model PSNR/SSIM vs copy-last    (release=DIR data=DIR|[DIR1,DIR2] out=DIR horizons=[1,4,12] episodes=N)
+  bench     training samples/s, MFU, imagine fps  (what=all|train|imagine out=DIR [release=DIR] steps=N)
 
 every verb takes size=tiny|default, seed=N, device=auto|cpu|cuda; writing verbs take out=DIR, overwrite=true.
 `dojo-bench <verb> --help` lists a verb's keys and defaults."""
@@ -44,7 +46,7 @@ def compose(verb: str, overrides: list[str]):
 
     GlobalHydra.instance().clear()
     try:
-        with initialize_config_module(config_module=f"dojo_bench.conf.{verb}", version_base=None):
+        with initialize_config_module(config_module=f"dojo_bench.conf.{verb.replace('-', '_')}", version_base=None):
             cfg = hydra_compose(config_name="config", overrides=overrides)
         return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except (HydraException, OmegaConfBaseException) as error:
@@ -149,7 +151,36 @@ def _verb_train(cfg: dict[str, Any]) -> str:
     line = f"trained the {summary['stage']} for {summary['steps']} steps: release checkpoint in {Path(summary['release']).resolve()}"
     if Path(summary["checkpoint"]).is_file():
         line += f", Lightning checkpoint in {Path(summary['checkpoint']).resolve()}"
+    if summary.get("checkpoints"):  # stage=policy: one pretrained_model folder per saved step
+        steps = ", ".join(summary["checkpoints"])
+        line += f", pretrained_model folders at steps {steps} in {Path(summary['checkpoint']).parents[1].resolve()}"
     return line
+
+
+def _verb_wm_eval(cfg: dict[str, Any]) -> str:
+    from world_model.evaluate import WmEvalConfig, print_table, run_wm_eval
+
+    cfg = {**cfg, "sampler": {k: v for k, v in cfg["sampler"].items() if v is not None}}
+    config = build(WmEvalConfig, cfg)
+    train_config = None
+    if config.preset == "tiny" and config.release is None:
+        from dojo_bench.train import TrainConfig
+
+        tiny = compose("train", ["size=tiny", "out=unused", f"seed={config.seed}", f"device={config.device}"])
+        train_config = build(TrainConfig, tiny)
+    summary = run_wm_eval(config, overwrite=bool(cfg["overwrite"]), train_config=train_config)
+    print_table(summary)
+    out = Path(config.out).resolve()
+    return f"evaluated {summary['release']} on {len(summary['datasets'])} dataset(s): {out / 'metrics.json'}, {out / 'metrics.csv'}"
+
+
+def _verb_bench(cfg: dict[str, Any]) -> str:
+    from world_model.bench import BENCH_FILE, BenchConfig, print_bench, run_bench
+
+    config = build(BenchConfig, cfg)
+    result = run_bench(config, overwrite=bool(cfg["overwrite"]))
+    print_bench(result)
+    return f"wrote {Path(config.out).resolve() / BENCH_FILE}"
 
 
 VERBS: dict[str, Callable[[dict[str, Any]], str]] = {
@@ -157,13 +188,15 @@ VERBS: dict[str, Callable[[dict[str, Any]], str]] = {
     "inspect": _verb_inspect,
     "train": _verb_train,
     "demo": _verb_demo,
+    "wm-eval": _verb_wm_eval,
+    "bench": _verb_bench,
 }
 
 
 def _verb_help(verb: str) -> str:
     from importlib.resources import files
 
-    return files(f"dojo_bench.conf.{verb}").joinpath("config.yaml").read_text()
+    return files(f"dojo_bench.conf.{verb.replace('-', '_')}").joinpath("config.yaml").read_text()
 
 
 def main(argv: list[str] | None = None) -> int:

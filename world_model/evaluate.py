@@ -1,0 +1,298 @@
+"""``dojo-bench wm-eval``: how well a world-model release predicts recorded video, per horizon.
+
+For each dataset root, ``episodes`` episodes (chosen with ``seed`` among those long enough) are started in
+``ImaginedEnv`` from their first recorded frame and state; the recorded actions are fed chunk by chunk
+(``action_chunk_size`` at a time, the model's own predicted state carries over as in any imagined rollout), and
+the predicted frames are compared with the recorded ones by ``video_metrics.horizon_table``, beside the
+copy-last-frame baseline. ``action[t]`` is applied after frame t (batch.py), so predicted frame k (1-based) is
+compared with recorded frame ``start + k``.
+
+All selected episodes of a dataset are rolled for the same number of frames: the longest requested horizon rounded
+up to whole chunks, or less when the shortest selected episode ends sooner (the table then stops there).
+
+Layout of ``out=DIR``: ``run.json``; ``metrics.json`` (per dataset: root, episodes, frames, the horizon table);
+``metrics.csv`` (one row per dataset and horizon); with ``size=tiny`` and no ``release=``, ``model/`` (a tiny
+``dojo-bench train`` run whose release is evaluated on its own validation split).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dojo_bench.errors import DojoError, UsageError
+from dojo_bench.keys import ACTION, OBS_IMAGE, OBS_STATE
+from dojo_bench.run_dir import RUN_FILE, prepare_run_dir, write_json
+from world_model.video_metrics import DEFAULT_HORIZONS, horizon_table, select_horizons
+
+DEVICES = ("auto", "cpu", "cuda")
+METRICS_FILE = "metrics.json"
+CSV_FILE = "metrics.csv"
+CSV_COLUMNS = ("dataset", "horizon", "episodes", "psnr", "ssim", "copy_psnr", "copy_ssim")
+
+
+@dataclass
+class WmEvalConfig:
+    """What ``dojo-bench wm-eval`` evaluates. Built by the CLI from Hydra (conf/wm-eval); validated here."""
+
+    out: str = ""
+    release: str | None = None  # a world-model release dir (``dojo-bench train`` OUT/release)
+    data: str | list[str] | None = None  # dataset roots or `dojo-bench data` out dirs
+    horizons: list[int] = field(default_factory=lambda: list(DEFAULT_HORIZONS))
+    episodes: int = 8  # per dataset
+    batch_size: int = 8  # episodes imagined together
+    seed: int = 0
+    device: str = "auto"
+    preset: str = "default"
+    sampler: dict[str, Any] = field(default_factory=dict)  # SamplerConfig overrides; {} = the release's own
+    cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.out:
+            raise UsageError("out=DIR is required: where to write metrics.json")
+        if self.device not in DEVICES:
+            raise UsageError(f"unknown device={self.device!r}; choose one of {', '.join(DEVICES)}")
+        if isinstance(self.horizons, int):
+            self.horizons = [self.horizons]
+        self.horizons = [int(h) for h in self.horizons]
+        if not self.horizons or min(self.horizons) < 1:
+            raise UsageError(f"horizons must be positive integers, got {self.horizons}")
+        for name in ("episodes", "batch_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise UsageError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.release is None and self.preset != "tiny":
+            raise UsageError("release=DIR is required (size=tiny trains a tiny model when it is not given)")
+        if self.data is None and not (self.preset == "tiny" and self.release is None):
+            raise UsageError("data=DIR is required (a LeRobot dataset or a `dojo-bench data` out dir)")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Inputs
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("device=cuda but no CUDA device is available; use device=auto or device=cpu")
+    return "cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu"
+
+
+def find_eval_datasets(entries: str | list[str]) -> list[Path]:
+    """Dataset roots: a root itself, or the sub-datasets of a `dojo-bench data` out dir without its ``train``
+    split (the model saw it) when it has others (validation, counterfactual)."""
+    from dojo_bench.dojo.inspect import find_datasets, is_lerobot_dataset
+
+    roots: list[Path] = []
+    for entry in [entries] if isinstance(entries, str | Path) else entries:
+        path = Path(entry).expanduser()
+        if is_lerobot_dataset(path):
+            roots.append(path)
+            continue
+        found = find_datasets(path)  # one DojoError line when there is none
+        held_out = [p for p in found if p.name != "train" and not p.name.endswith("_actions")]
+        roots.extend(held_out or found)
+    return roots
+
+
+def load_env(release: str | Path, device: str, sampler: dict[str, Any], seed: int):
+    """``ImaginedEnv`` of the release; checkpoint problems become one DojoError line."""
+    from world_model.checkpoint import CheckpointError
+    from world_model.imagined_env import ImaginedEnv
+    from world_model.sampler import SamplerConfig
+
+    try:
+        if not Path(release).is_dir():
+            raise CheckpointError(f"release={release} does not exist or is not a directory")
+        env = ImaginedEnv.from_checkpoint(release, device=device, seed=seed)
+        if sampler:
+            env.sampler = type(env.sampler)(SamplerConfig(**{**asdict(env.model.cfg.sampler), **sampler}))
+    except (CheckpointError, TypeError, ValueError) as error:
+        raise DojoError(str(error)) from None
+    return env
+
+
+def check_dataset(root: Path, env, release: str | Path) -> None:
+    """One clear line when the dataset cannot be rolled by the release: missing keys, another image size or
+    action/state dimension."""
+    from world_model.data import read_info
+
+    features = read_info(root).get("features", {})
+    missing = [key for key in (OBS_IMAGE, ACTION, OBS_STATE) if key not in features]
+    if missing:
+        raise DojoError(
+            f"{root} has no {', '.join(missing)}: wm-eval feeds recorded actions and states to the world model"
+        )
+    shape = tuple(features[OBS_IMAGE].get("shape", ()))
+    size = env.image_size
+    if shape != (size, size, 3):
+        raise DojoError(
+            f"release {release} takes {size}x{size}x3 frames but {root} has {'x'.join(map(str, shape))}"
+        )
+    for key, dim in ((ACTION, env.action_dim), (OBS_STATE, env.state_dim)):
+        got = tuple(features[key].get("shape", ()))
+        if got != (dim,):
+            raise DojoError(f"release {release} takes {key} of dimension {dim} but {root} has shape {got}")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Rollouts
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def evaluate_dataset(env, root: Path, cfg: WmEvalConfig, progress=None) -> dict[str, Any]:
+    """Roll ``cfg.episodes`` episodes of ``root`` in ``env``; returns {root, episodes, frames, horizons: table}."""
+    import torch
+
+    from world_model.data import ClipDataConfig, ClipDataset
+
+    c = env.chunk_size
+    data_cfg = ClipDataConfig(
+        train_roots=[str(root)],
+        clip_length=1 + c,
+        temporal_compression=c,
+        image_size=env.image_size,
+        cache_dir=cfg.cache_dir,
+    )
+    dataset = ClipDataset(root, data_cfg)  # decodes (or finds) the frame cache
+    bounds = [(a, b) for a, b in dataset.episode_bounds if b - a >= 1 + c]
+    if not bounds:
+        raise DojoError(f"{root} has no episode of {1 + c} frames (one action chunk): nothing to predict")
+    rng = np.random.default_rng(cfg.seed)
+    picks = sorted(rng.choice(len(bounds), size=min(cfg.episodes, len(bounds)), replace=False))
+    bounds = [bounds[i] for i in picks]
+    wanted = math.ceil(max(cfg.horizons) / c) * c
+    shortest = min((b - a - 1) // c * c for a, b in bounds)
+    length = min(wanted, shortest)  # predicted frames per episode, whole chunks
+
+    predicted, real, context = [], [], []
+    task = progress.add_task(f"{root.name}", total=len(bounds)) if progress else None
+    for i in range(0, len(bounds), cfg.batch_size):
+        starts = np.array([a for a, _ in bounds[i : i + cfg.batch_size]])
+        steps = np.arange(length)
+        frames = np.asarray(dataset.frames[starts[:, None] + np.arange(length + 1)])  # (B, 1 + K, H, W, 3)
+        actions = dataset.actions[starts[:, None] + steps]  # (B, K, A): action[t] makes frame t + 1
+        env.reset({OBS_IMAGE: frames[:, 0], OBS_STATE: dataset.states[starts]}, seed=cfg.seed + i)
+        chunks = [env.step(actions[:, s : s + c])[1]["frames"] for s in range(0, length, c)]
+        predicted.append(np.concatenate(chunks, axis=1))  # (B, K, H, W, 3) uint8
+        real.append(frames[:, 1:])
+        context.append(frames[:, 0])
+        if progress:
+            progress.advance(task, len(starts))
+
+    def layout(arrays: list[np.ndarray]) -> torch.Tensor:  # (..., H, W, 3) -> (..., 3, H, W)
+        return torch.from_numpy(np.concatenate(arrays)).movedim(-1, -3)
+
+    table = horizon_table(layout(predicted), layout(real), layout(context), cfg.horizons)
+    return {"root": str(root), "episodes": len(bounds), "frames": length, "horizons": table}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The run
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def train_tiny_model(train_config, out: Path) -> tuple[Path, list[str]]:
+    """size=tiny without release=: a tiny ``dojo-bench train`` run into out/model (reused when finished)."""
+    import dataclasses
+
+    from dojo_bench.train import run_train
+
+    path = out / "model"
+    record = path / RUN_FILE
+    if not (record.is_file() and json.loads(record.read_text()).get("status") == "finished"):
+        run_train(dataclasses.replace(train_config, out=str(path)), overwrite=False)
+    return path / "release", [str(path / "data")]
+
+
+def run_wm_eval(cfg: WmEvalConfig, overwrite: bool = False, train_config=None) -> dict[str, Any]:
+    """Evaluate ``cfg.release`` on ``cfg.data`` into ``cfg.out``; returns the summary also stored in run.json.
+
+    ``train_config`` (a ``dojo_bench.train.TrainConfig``) is the tiny training run for size=tiny without release=.
+    """
+    from dojo_bench.progress import make_progress
+
+    device = resolve_device(cfg.device)
+    # Check what the user handed in before anything is written to out (a bad input leaves no half-made run).
+    env = roots = None
+    if cfg.release is not None:
+        env = load_env(cfg.release, device, cfg.sampler, cfg.seed)
+        if cfg.data is not None:
+            roots = find_eval_datasets(cfg.data)
+            for root in roots:
+                check_dataset(root, env, cfg.release)
+    run = prepare_run_dir(cfg.out, "wm-eval", asdict(cfg), overwrite)
+    out = run.path
+    release = cfg.release
+    if release is None:
+        if train_config is None:
+            raise UsageError("release=DIR is required")
+        release, tiny_data = train_tiny_model(train_config, out)
+        env = load_env(release, device, cfg.sampler, cfg.seed)
+        roots = find_eval_datasets(cfg.data if cfg.data is not None else tiny_data)
+        for root in roots:
+            check_dataset(root, env, release)
+    elif roots is None:
+        roots = find_eval_datasets(cfg.data)
+
+    started = time.perf_counter()
+    results: dict[str, Any] = {}
+    with make_progress() as progress:
+        for root in roots:
+            name = f"{root.parent.name}/{root.name}"
+            results[name] = evaluate_dataset(env, root, cfg, progress)
+    seconds = time.perf_counter() - started
+
+    summary = {
+        "release": str(release),
+        "device": device,
+        "sampler": asdict(env.sampler.cfg),
+        "seed": cfg.seed,
+        "requested_horizons": cfg.horizons,
+        "seconds": round(seconds, 2),
+        "datasets": results,
+    }
+    write_json(out / METRICS_FILE, summary)
+    with open(out / CSV_FILE, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(CSV_COLUMNS)
+        for name, result in results.items():
+            for h, m in result["horizons"].items():
+                writer.writerow(
+                    [name, h, result["episodes"]]
+                    + [round(m[k], 4) for k in ("psnr", "ssim", "copy_psnr", "copy_ssim")]
+                )
+    run.finish({k: v for k, v in summary.items() if k != "datasets"} | {"metrics": str(out / METRICS_FILE)})
+    return summary
+
+
+def print_table(summary: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"world model vs copy-last-frame ({summary['release']})")
+    for column in ("dataset", "episodes", "horizon", "PSNR", "copy PSNR", "SSIM", "copy SSIM"):
+        table.add_column(column, justify="left" if column == "dataset" else "right", overflow="fold")
+    for name, result in summary["datasets"].items():
+        for h, m in result["horizons"].items():
+            table.add_row(
+                name,
+                str(result["episodes"]),
+                str(h),
+                f"{m['psnr']:.2f}",
+                f"{m['copy_psnr']:.2f}",
+                f"{m['ssim']:.3f}",
+                f"{m['copy_ssim']:.3f}",
+            )
+    Console().print(table)
+
+
+__all__ = ["WmEvalConfig", "run_wm_eval", "print_table", "select_horizons"]
