@@ -31,7 +31,6 @@ verbs:
 every verb takes size=tiny|default, seed=N, device=auto|cpu|cuda; writing verbs take out=DIR, overwrite=true.
 `dojo-bench <verb> --help` lists a verb's keys and defaults."""
 
-COMMON_KEYS = ("overwrite", "device", "preset")  # handled by the CLI, not by the verbs' configs
 POSITIONAL_KEY = {"inspect": "path"}  # a bare argument (no '=') means this key
 
 
