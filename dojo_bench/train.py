@@ -300,8 +300,6 @@ def run_train(cfg: TrainConfig, overwrite: bool = False, callbacks: list | None 
     ``callbacks`` are extra Lightning callbacks (tests use one to interrupt a run).
     """
     import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
-    from lightning.pytorch.loggers import CSVLogger
 
     # Check what the user handed in before anything is written to out (a bad input leaves no half-made run).
     accelerator, precision = resolve_accelerator(cfg.device)
@@ -344,43 +342,11 @@ def run_train(cfg: TrainConfig, overwrite: bool = False, callbacks: list | None 
     else:
         module = build_world_model_module(cfg, tokenizer, datamodule)
 
-    checkpoints = out / CHECKPOINT_DIR
-    last = checkpoints / "last.ckpt"
-    start_step = _start_step_callback()
     has_validation = datamodule.val_set is not None and cfg.val_batches > 0
-    trainer = L.Trainer(
-        accelerator=accelerator,
-        devices=cfg.devices,
-        strategy=cfg.strategy,
-        precision=precision,
-        max_steps=cfg.max_steps,
-        max_epochs=-1,
-        val_check_interval=min(cfg.val_every, cfg.max_steps) if has_validation else None,
-        check_val_every_n_epoch=None,
-        limit_val_batches=cfg.val_batches if has_validation else 0,
-        num_sanity_val_steps=0,
-        callbacks=[
-            ModelCheckpoint(
-                dirpath=checkpoints, save_last=True, save_top_k=0, every_n_train_steps=cfg.checkpoint_every
-            ),
-            RichProgressBar(leave=True),
-            start_step,
-            *(callbacks or []),
-        ],
-        logger=CSVLogger(out, name="logs", version=0),
-        log_every_n_steps=max(1, min(50, cfg.max_steps // 4)),
-        enable_model_summary=False,
-        default_root_dir=out,
+    trainer, resumed_from, seconds = fit_module(
+        cfg, module, out, run.resumed, callbacks, has_validation, datamodule=datamodule
     )
-    resume = last if run.resumed and last.is_file() else None
-    started = time.perf_counter()
-    try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
-    except SystemExit:
-        # Lightning turns Ctrl-C into sys.exit(1) after ignoring SIGINT: give the CLI its KeyboardInterrupt back.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        raise KeyboardInterrupt from None
-    seconds = time.perf_counter() - started
+    last = out / CHECKPOINT_DIR / "last.ckpt"
 
     release = out / RELEASE_DIR
     provenance = {"stage": cfg.stage, "steps": trainer.global_step, "data": train_roots, "seed": cfg.seed}
@@ -390,7 +356,6 @@ def run_train(cfg: TrainConfig, overwrite: bool = False, callbacks: list | None 
         save_world_model(release, tokenizer=module.tokenizer, extra={"training": provenance})
     else:
         module.export(release, extra={"training": provenance, "tokenizer_source": str(tokenizer_path)})
-    resumed_from = start_step.step
     steps_now = trainer.global_step - resumed_from
     summary = {
         "stage": cfg.stage,
@@ -421,3 +386,51 @@ def _start_step_callback():
             self.step = trainer.global_step
 
     return StartStep()
+
+
+def fit_module(cfg, module, out: Path, resumed: bool, callbacks, has_validation: bool, **data):
+    """Fit ``module`` with the project's trainer settings; resumes from ``out/checkpoints/last.ckpt``.
+
+    ``data`` is what ``Trainer.fit`` takes: ``datamodule=`` or ``train_dataloaders=`` / ``val_dataloaders=``.
+    Returns (trainer, the step it started from, seconds).
+    """
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+    from lightning.pytorch.loggers import CSVLogger
+
+    accelerator, precision = resolve_accelerator(cfg.device)
+    checkpoints = out / CHECKPOINT_DIR
+    last = checkpoints / "last.ckpt"
+    start_step = _start_step_callback()
+    trainer = L.Trainer(
+        accelerator=accelerator,
+        devices=cfg.devices,
+        strategy=cfg.strategy,
+        precision=precision,
+        max_steps=cfg.max_steps,
+        max_epochs=-1,
+        val_check_interval=min(cfg.val_every, cfg.max_steps) if has_validation else None,
+        check_val_every_n_epoch=None,
+        limit_val_batches=cfg.val_batches if has_validation else 0,
+        num_sanity_val_steps=0,
+        callbacks=[
+            ModelCheckpoint(
+                dirpath=checkpoints, save_last=True, save_top_k=0, every_n_train_steps=cfg.checkpoint_every
+            ),
+            RichProgressBar(leave=True),
+            start_step,
+            *(callbacks or []),
+        ],
+        logger=CSVLogger(out, name="logs", version=0),
+        log_every_n_steps=max(1, min(50, cfg.max_steps // 4)),
+        enable_model_summary=False,
+        default_root_dir=out,
+    )
+    started = time.perf_counter()
+    try:
+        trainer.fit(module, ckpt_path=last if resumed and last.is_file() else None, **data)
+    except SystemExit:
+        # Lightning turns Ctrl-C into sys.exit(1) after ignoring SIGINT: give the CLI its KeyboardInterrupt back.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        raise KeyboardInterrupt from None
+    return trainer, start_step.step, time.perf_counter() - started

@@ -34,56 +34,21 @@ POLICY_ALL = "all"
 
 
 def _trainer_loop(cfg: TrainConfig, module, train_loader, val_loader, out: Path, resumed: bool, callbacks):
-    """Fit ``module`` with the train.py trainer settings; returns (trainer, start step, seconds)."""
-    import signal
+    """Fit ``module`` with train.py's trainer; returns (trainer, start step, seconds, accelerator, precision)."""
+    from dojo_bench.train import fit_module, resolve_accelerator
 
-    import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
-    from lightning.pytorch.loggers import CSVLogger
-
-    from dojo_bench.train import CHECKPOINT_DIR, _start_step_callback, resolve_accelerator
-
-    accelerator, precision = resolve_accelerator(cfg.device)
-    checkpoints = out / CHECKPOINT_DIR
-    last = checkpoints / "last.ckpt"
-    start_step = _start_step_callback()
     has_validation = val_loader is not None and cfg.val_batches > 0
-    trainer = L.Trainer(
-        accelerator=accelerator,
-        devices=cfg.devices,
-        strategy=cfg.strategy,
-        precision=precision,
-        max_steps=cfg.max_steps,
-        max_epochs=-1,
-        val_check_interval=min(cfg.val_every, cfg.max_steps) if has_validation else None,
-        check_val_every_n_epoch=None,
-        limit_val_batches=cfg.val_batches if has_validation else 0,
-        num_sanity_val_steps=0,
-        callbacks=[
-            ModelCheckpoint(
-                dirpath=checkpoints, save_last=True, save_top_k=0, every_n_train_steps=cfg.checkpoint_every
-            ),
-            RichProgressBar(leave=True),
-            start_step,
-            *(callbacks or []),
-        ],
-        logger=CSVLogger(out, name="logs", version=0),
-        log_every_n_steps=max(1, min(50, cfg.max_steps // 4)),
-        enable_model_summary=False,
-        default_root_dir=out,
+    trainer, start_step, seconds = fit_module(
+        cfg,
+        module,
+        out,
+        resumed,
+        callbacks,
+        has_validation,
+        train_dataloaders=train_loader,
+        val_dataloaders=val_loader if has_validation else None,
     )
-    started = time.perf_counter()
-    try:
-        trainer.fit(
-            module,
-            train_dataloaders=train_loader,
-            val_dataloaders=val_loader if has_validation else None,
-            ckpt_path=last if resumed and last.is_file() else None,
-        )
-    except SystemExit:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        raise KeyboardInterrupt from None
-    return trainer, start_step.step, time.perf_counter() - started, accelerator, precision
+    return (trainer, start_step, seconds, *resolve_accelerator(cfg.device))
 
 
 # ----------------------------------------------------------------------------------------------------------------------
