@@ -45,7 +45,9 @@ def compose(verb: str, overrides: list[str]):
 
     GlobalHydra.instance().clear()
     try:
-        with initialize_config_module(config_module=f"dojo_bench.conf.{verb.replace('-', '_')}", version_base=None):
+        with initialize_config_module(
+            config_module=f"dojo_bench.conf.{verb.replace('-', '_')}", version_base=None
+        ):
             cfg = hydra_compose(config_name="config", overrides=overrides)
         return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except (HydraException, OmegaConfBaseException) as error:

@@ -29,8 +29,10 @@ import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from dojo_bench.encoders import make_conv_stack
 from dojo_bench.errors import DojoError
 from dojo_bench.keys import GT_PROGRESS, GT_SUCCESS, OBS_IMAGE
+from world_model.data import CachedFrames
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -111,16 +113,7 @@ class ValueModel(nn.Module):
     def __init__(self, cfg: ValueModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        layers: list[nn.Module] = []
-        in_channels = 3
-        for out_channels in cfg.channels:
-            layers += [
-                nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=2, padding=1),
-                nn.GroupNorm(min(8, out_channels), out_channels),
-                nn.SiLU(),
-            ]
-            in_channels = out_channels
-        self.convs = nn.Sequential(*layers)
+        self.convs = make_conv_stack(3, cfg.channels)
         with torch.no_grad():
             flat = self.convs(torch.zeros(1, 3, cfg.image_size, cfg.image_size)).numel()
         self.trunk = nn.Sequential(nn.Linear(flat, cfg.hidden_dim), nn.SiLU())
@@ -243,7 +236,7 @@ def _scalar_column(table, name: str) -> np.ndarray:
     return values.astype(np.float32)
 
 
-class FrameDataset(Dataset):
+class FrameDataset(CachedFrames, Dataset):
     """Single frames of one LeRobot dojo dataset with their ground truth.
 
     Items: ``{"observation.image": uint8 (3, H, W), "gt.progress": float32 (), "gt.success": float32 ()}``.
@@ -273,15 +266,6 @@ class FrameDataset(Dataset):
         )
         keep = np.ones(len(table), bool) if episodes is None else np.isin(self.labels.episode, episodes)
         self.indices = table["index"].to_numpy().astype(np.int64)[keep]
-
-    @property
-    def frames(self) -> np.ndarray:
-        if self._frames is None:
-            self._frames = np.load(self.frames_path, mmap_mode="r")
-        return self._frames
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_frames": None}  # workers reopen the memmap
 
     def __len__(self) -> int:
         return len(self.indices)

@@ -48,6 +48,7 @@ from lerobot.processor.converters import policy_action_to_transition, transition
 from lerobot.utils.constants import POLICY_POSTPROCESSOR_DEFAULT_NAME, POLICY_PREPROCESSOR_DEFAULT_NAME
 from torch import Tensor, nn
 
+from dojo_bench.encoders import make_conv_stack
 from dojo_bench.keys import ACTION, OBS_IMAGE, OBS_STATE
 
 POLICY_TYPE = "dojo_pixel"
@@ -160,16 +161,7 @@ class PixelEncoder(nn.Module):
 
     def __init__(self, image_shape: tuple[int, int, int], channels: tuple[int, ...], hidden_dim: int):
         super().__init__()
-        layers: list[nn.Module] = []
-        in_channels = image_shape[0]
-        for out_channels in channels:
-            layers += [
-                nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=2, padding=1),
-                nn.GroupNorm(min(8, out_channels), out_channels),
-                nn.SiLU(),
-            ]
-            in_channels = out_channels
-        self.convs = nn.Sequential(*layers)
+        self.convs = make_conv_stack(image_shape[0], channels)
         with torch.no_grad():
             flat = self.convs(torch.zeros(1, *image_shape)).numel()
         self.proj = nn.Linear(flat, hidden_dim)

@@ -217,7 +217,26 @@ def load_frame_cache(root: Path, info: dict[str, Any], episodes, cache_dir=None)
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-class ClipDataset(Dataset):
+class CachedFrames:
+    """Lazy read access to a decoded-frame cache (``frames_path``, (N, H, W, 3) uint8 .npy) for a Dataset.
+
+    The memmap is opened on first use and dropped when pickled, so each data-loader worker opens its own.
+    """
+
+    frames_path: Path
+    _frames: np.ndarray | None = None
+
+    @property
+    def frames(self) -> np.ndarray:
+        if self._frames is None:
+            self._frames = np.load(self.frames_path, mmap_mode="r")
+        return self._frames
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_frames": None}
+
+
+class ClipDataset(CachedFrames, Dataset):
     """Clips of ``clip_length`` frames from one LeRobot dataset root (see the module docstring)."""
 
     def __init__(self, root: str | Path, cfg: ClipDataConfig) -> None:
@@ -252,15 +271,6 @@ class ClipDataset(Dataset):
             range(first, end - cfg.clip_length + 1, cfg.clip_stride) for first, end in self.episode_bounds
         ]
         self.starts = np.fromiter((s for r in starts for s in r), dtype=np.int64)
-
-    @property
-    def frames(self) -> np.ndarray:
-        if self._frames is None:
-            self._frames = np.load(self.frames_path, mmap_mode="r")
-        return self._frames
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_frames": None}  # workers reopen the memmap
 
     def __len__(self) -> int:
         return len(self.starts)
