@@ -75,6 +75,15 @@ def test_bad_input_gives_one_line_and_usage_exit_code(capsys, tmp_path, args, fr
     assert not out.exists()  # nothing half-written
 
 
+def test_out_that_is_a_file_is_refused(capsys, tmp_path):
+    target = tmp_path / "file.txt"
+    target.write_text("x")
+    code, _, err = run_cli(capsys, "data", "size=tiny", f"out={target}")
+    assert code == 2
+    assert_one_line_error(err, "is a file, not a directory")
+    assert target.read_text() == "x"
+
+
 def test_missing_out_and_unknown_verb(capsys):
     code, _, err = run_cli(capsys, "data", "size=tiny")
     assert code == 2

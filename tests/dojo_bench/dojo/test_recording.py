@@ -159,6 +159,12 @@ def test_counterfactual_groups_share_start_state_and_differ_in_actions(tmp_path)
         ({"kind": "alien"}, "unknown kind='alien'"),
         ({"policy": "oracle"}, "unknown policy='oracle'"),
         ({"out": ""}, "out=DIR is required"),
+        ({"validation_fraction": 1.0}, "validation_fraction must be in"),
+        ({"max_steps": 0}, "max_steps must be positive"),
+        ({"counterfactual_length": 1}, "at least 2 frames"),
+        ({"workers": -1}, "must be >= 0"),
+        ({"policy_mix": {"oracle": 1.0}}, "policy_mix must map"),
+        ({"policy_mix": {"expert": 0.0}}, "must not all be zero"),
     ],
 )
 def test_bad_config_is_refused_with_one_clear_line(overrides, message, tmp_path):
