@@ -27,6 +27,7 @@ verbs:
   demo      the main job, at small scale          (out=DIR)
   wm-eval   world model PSNR/SSIM vs copy-last    (release=DIR data=DIR|[DIR1,DIR2] out=DIR horizons=[1,4,12] episodes=N)
   bench     training samples/s, MFU, imagine fps  (what=all|train|imagine out=DIR [release=DIR] steps=N)
+  evaluate  rank policies in imagination vs real  (policies=[DIR,...] world_model=DIR value_model=DIR out=DIR seeds=N)
 
 every verb takes size=tiny|default, seed=N, device=auto|cpu|cuda; writing verbs take out=DIR, overwrite=true.
 `dojo-bench <verb> --help` lists a verb's keys and defaults."""
@@ -184,6 +185,23 @@ def _verb_bench(cfg: dict[str, Any]) -> str:
     return f"wrote {Path(config.out).resolve() / BENCH_FILE}"
 
 
+def _verb_evaluate(cfg: dict[str, Any]) -> str:
+    from dojo_bench.evaluate import EvaluateConfig, print_table, run_evaluation
+
+    cfg = {**cfg, "sampler": {k: v for k, v in cfg["sampler"].items() if v is not None}}
+    config = build(EvaluateConfig, cfg)
+    train_config = None
+    if config.preset == "tiny" and not (config.policies and config.world_model and config.value_model):
+        from dojo_bench.train import TrainConfig
+
+        tiny = compose("train", ["size=tiny", "out=unused", f"seed={config.seed}", f"device={config.device}"])
+        train_config = build(TrainConfig, tiny)
+    summary = run_evaluation(config, overwrite=bool(cfg["overwrite"]), train_config=train_config)
+    print_table(summary)
+    out = Path(config.out).resolve()
+    return f"evaluated {len(summary['agreement']['policies'])} policies: {out / 'summary.json'}, {out / 'episodes.parquet'}"
+
+
 VERBS: dict[str, Callable[[dict[str, Any]], str]] = {
     "data": _verb_data,
     "inspect": _verb_inspect,
@@ -191,6 +209,7 @@ VERBS: dict[str, Callable[[dict[str, Any]], str]] = {
     "demo": _verb_demo,
     "wm-eval": _verb_wm_eval,
     "bench": _verb_bench,
+    "evaluate": _verb_evaluate,
 }
 
 

@@ -144,9 +144,7 @@ class ResultStore:
         if write:
             _atomic_write_parquet(pa.Table.from_pandas(frame, schema=SCHEMA, preserve_index=False),
                                   self.out_dir / EPISODES_FILE)  # fmt: skip
-            _atomic_write_text(
-                json.dumps(result, indent=2, default=_json_default) + "\n", self.out_dir / SUMMARY_FILE
-            )
+            write_summary_json(result, self.out_dir / SUMMARY_FILE)
         return result
 
 
@@ -256,6 +254,11 @@ def _atomic_write_parquet(table: pa.Table, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     pq.write_table(table, tmp)
     os.replace(tmp, path)
+
+
+def write_summary_json(payload: dict[str, Any], path: Path) -> None:
+    """Write ``payload`` as indented JSON, atomically; numpy scalars and paths become plain values."""
+    _atomic_write_text(json.dumps(payload, indent=2, default=_json_default) + "\n", path)
 
 
 def _atomic_write_text(text: str, path: Path) -> None:

@@ -1,0 +1,347 @@
+"""``dojo-bench evaluate``: rank policy checkpoints in imagination and check the ranking against real success.
+
+Every policy (a LeRobot ``pretrained_model`` folder) is rolled out on the same seeds in the real dojo (scored by
+its ground truth) and in imagination (``ImaginedEnv`` over a world-model release, started from the real env's
+start observations, scored by a value model with a success threshold on progress). ``real_csv=`` (columns
+``policy,success_rate``) replaces the real rollouts with a user's real success rates.
+
+Layout of ``out=DIR`` (the run-directory contract of run_dir.py; an unfinished run of the same config resumes
+without redoing finished episodes):
+- ``episodes/`` + ``episodes.parquet``: one row per (policy, seed, world) (results.py);
+- ``summary.json``: per-policy rates with Wilson intervals, provenance, and an ``agreement`` block: predicted vs
+  real success per policy, Pearson / Spearman / Kendall / MMRV(sim, real) with bootstrap intervals over episodes,
+  calibration MAE (NaN values are written as null);
+- ``inputs/`` (size=tiny without policies/world_model/value_model): tiny data, policies and models built here.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dojo_bench.errors import DojoError, UsageError
+from dojo_bench.run_dir import RUN_FILE, prepare_run_dir
+
+DEVICES = ("auto", "cpu", "cuda")
+INPUTS_DIR = "inputs"
+
+
+@dataclass
+class EvaluateConfig:
+    """What ``dojo-bench evaluate`` evaluates. Built by the CLI from Hydra (conf/evaluate); validated here."""
+
+    out: str = ""
+    policies: list[str] | None = None  # pretrained_model folders
+    world_model: str | None = None  # a world-model release dir
+    value_model: str | None = None  # a value-model release dir
+    real_csv: str | None = None  # policy,success_rate; replaces the real rollouts
+    task: str = "pusht_bench"
+    seeds: int = 50  # episodes per policy and world, seeds seed .. seed+seeds-1
+    seed: int = 0
+    max_steps: int | None = None  # None: the task's horizon
+    batch_size: int = 8
+    success_threshold: float | None = None  # on value-model progress; None: the task's threshold
+    workers: int = 0  # real-world worker processes
+    device: str = "auto"
+    bootstrap: int = 1000
+    confidence: float = 0.95
+    preset: str = "default"
+    sampler: dict[str, Any] = field(default_factory=dict)  # SamplerConfig overrides; {} = the release's own
+
+    def __post_init__(self) -> None:
+        if not self.out:
+            raise UsageError("out=DIR is required: where to write the results")
+        if self.device not in DEVICES:
+            raise UsageError(f"unknown device={self.device!r}; choose one of {', '.join(DEVICES)}")
+        if isinstance(self.policies, str):
+            self.policies = [self.policies]
+        for name in ("seeds", "batch_size", "bootstrap"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise UsageError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps < 1):
+            raise UsageError(f"max_steps must be a positive integer or null, got {self.max_steps!r}")
+        if self.success_threshold is not None and not 0 < self.success_threshold <= 1:
+            raise UsageError(f"success_threshold must be in (0, 1], got {self.success_threshold}")
+        if self.preset != "tiny":
+            missing = [k for k in ("policies", "world_model", "value_model") if not getattr(self, k)]
+            if missing:
+                raise UsageError(
+                    f"{', '.join(k + '=' for k in missing)} required (size=tiny builds tiny ones when not given)"
+                )
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Inputs
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def policy_labels(paths: list[str]) -> list[str]:
+    """Unique labels from checkpoint folders: the folder name (its parent's for ``.../pretrained_model``), with
+    more parent folders joined by '/' until no two labels are the same."""
+    parts = []
+    for path in paths:
+        p = Path(path).expanduser().resolve()
+        names = [n for n in p.parts if n != p.anchor]
+        if names and names[-1] == "pretrained_model" and len(names) > 1:
+            names = names[:-1]
+        parts.append(names)
+    depth = 1
+    while True:
+        labels = ["/".join(n[-depth:]) for n in parts]
+        if len(set(labels)) == len(labels) or depth > max(len(n) for n in parts):
+            break
+        depth += 1
+    if len(set(labels)) != len(labels):
+        raise UsageError(f"policies= lists the same checkpoint twice: {paths}")
+    return labels
+
+
+def read_real_csv(path: str | Path, labels: list[str]) -> dict[str, float]:
+    """{policy: real success rate} from a CSV with columns policy,success_rate; one line on any problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise DojoError(f"real_csv={path} does not exist")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if not {"policy", "success_rate"} <= set(reader.fieldnames or []):
+            raise DojoError(f"real_csv={path} needs columns policy,success_rate; got {reader.fieldnames}")
+        rows = list(reader)
+    rates: dict[str, float] = {}
+    for row in rows:
+        try:
+            rate = float(row["success_rate"])
+        except (TypeError, ValueError):
+            raise DojoError(
+                f"real_csv={path}: success_rate {row['success_rate']!r} is not a number"
+            ) from None
+        if not 0 <= rate <= 1:
+            raise DojoError(f"real_csv={path}: success_rate {rate} of {row['policy']} is not in [0, 1]")
+        rates[str(row["policy"]).strip()] = rate
+    unknown = sorted(set(rates) - set(labels))
+    if unknown:
+        raise DojoError(
+            f"real_csv={path} names unknown policies {', '.join(unknown)}; evaluated policies: {', '.join(labels)}"
+        )
+    missing = [label for label in labels if label not in rates]
+    if missing:
+        raise DojoError(f"real_csv={path} has no success_rate for {', '.join(missing)}")
+    return rates
+
+
+def _finished(path: Path) -> bool:
+    record = path / RUN_FILE
+    return record.is_file() and json.loads(record.read_text()).get("status") == "finished"
+
+
+def build_tiny_inputs(cfg: EvaluateConfig, train_config, inputs: Path) -> tuple[list[str], str, str]:
+    """size=tiny: one tiny data run, two tiny policies (other seeds and steps), a world model and a value
+    model under ``inputs/`` (finished runs are reused on resume). Returns (policies, world model, value model)."""
+    from dojo_bench.train import record_tiny_data, run_train
+
+    data = record_tiny_data(dataclasses.replace(train_config, out=str(inputs)), inputs / "data")
+
+    def train(name: str, **changes: Any) -> Path:
+        path = inputs / name
+        if not _finished(path):
+            config = dataclasses.replace(train_config, out=str(path), data=str(data), **changes)
+            run_train(config, overwrite=False)
+        return path
+
+    policies = []
+    for name, seed, steps in (("policy_a", cfg.seed, train_config.max_steps), ("policy_b", cfg.seed + 1, 4)):
+        run = train(name, stage="policy", seed=seed, max_steps=steps, save_steps=None)
+        policies.append(str(run / "checkpoints" / f"step-{steps}" / "pretrained_model"))
+    world_model = train("world_model", stage="world_model")
+    value_model = train("value_model", stage="value_model")
+    return policies, str(world_model / "release"), str(value_model / "release")
+
+
+def load_inputs(cfg: EvaluateConfig, policies: list[str], world_model: str, value_model: str, device: str):
+    """(loaded policies by label, imagined env, value model); every problem is one DojoError line."""
+    from dojo_bench.value_model import load_value_model
+    from policies.loading import check_action_dim, load_policy
+    from world_model.evaluate import load_env
+
+    env = load_env(world_model, device, cfg.sampler, cfg.seed)
+    value = load_value_model(value_model, device)
+    labels = policy_labels(policies)
+    loaded = {}
+    for label, path in zip(labels, policies, strict=True):
+        policy = load_policy(path, device)
+        policy.name = label
+        try:
+            check_action_dim(policy, env.action_dim)
+        except DojoError:
+            raise DojoError(
+                f"policy {label} ({path}) outputs {policy.action_dim}-d actions but the world model "
+                f"{world_model} takes {env.action_dim}-d actions"
+            ) from None
+        loaded[label] = policy
+    return loaded, env, value
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Agreement
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _clean(value: float) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def agreement(
+    sim_episodes: dict[str, np.ndarray],
+    real_episodes: dict[str, np.ndarray],
+    bootstrap: int,
+    confidence: float,
+    seed: int,
+) -> dict[str, Any]:
+    """Predicted vs real success per policy and the agreement metrics, with bootstrap intervals over episodes.
+
+    ``*_episodes``: {policy: per-episode success (0/1)}, the same policies in both; a real entry holding one
+    rate (real_csv) is a fixed number that the bootstrap does not resample."""
+    from dojo_bench.metrics import bootstrap_ci, calibration_mae, kendall, mmrv, pearson, spearman
+
+    labels = list(sim_episodes)
+    sim = [np.asarray(sim_episodes[p], dtype=np.float64) for p in labels]
+    real = [np.asarray(real_episodes[p], dtype=np.float64) for p in labels]
+    result: dict[str, Any] = {
+        "policies": {
+            p: {
+                "predicted": float(s.mean()),
+                "real": float(r.mean()),
+                "n_sim": int(s.size),
+                "n_real": int(r.size),
+            }
+            for p, s, r in zip(labels, sim, real, strict=True)
+        },
+        "n_policies": len(labels),
+        "bootstrap_resamples": bootstrap,
+        "confidence": confidence,
+    }
+    metrics = {"pearson": pearson, "spearman": spearman, "kendall": kendall, "mmrv": mmrv}
+    for name, fn in metrics.items():
+        if len(labels) < 2:
+            result[name] = {"value": None, "low": None, "high": None}
+            continue
+        ci = bootstrap_ci(fn, sim, real, n_resamples=bootstrap, confidence=confidence, seed=seed)
+        result[name] = {"value": _clean(ci.point), "low": _clean(ci.low), "high": _clean(ci.high)}
+    ci = bootstrap_ci(calibration_mae, sim, real, n_resamples=bootstrap, confidence=confidence, seed=seed)
+    result["calibration_mae"] = {"value": _clean(ci.point), "low": _clean(ci.low), "high": _clean(ci.high)}
+    return result
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The run
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def run_evaluation(cfg: EvaluateConfig, overwrite: bool = False, train_config=None) -> dict[str, Any]:
+    """Evaluate ``cfg.policies`` into ``cfg.out``; returns the summary also written to summary.json.
+
+    ``train_config`` (a ``dojo_bench.train.TrainConfig``) makes the tiny inputs for size=tiny without inputs."""
+    from dojo_bench.dojo.tasks import get_task
+    from dojo_bench.results import SUMMARY_FILE, ResultStore, run_missing, write_summary_json
+    from dojo_bench.rollout import IMAGINED, REAL, GroundTruthScorer, ImaginedWorld, RealWorlds, ValueScorer
+    from policies.loading import checkpoint_hash
+    from world_model.evaluate import resolve_device
+
+    started = time.perf_counter()
+    task = get_task(cfg.task)
+    device = resolve_device(cfg.device)
+    max_steps = cfg.max_steps or task.horizon
+    threshold = cfg.success_threshold or task.success_threshold
+    seeds = list(range(cfg.seed, cfg.seed + cfg.seeds))
+    tiny_inputs = not (cfg.policies and cfg.world_model and cfg.value_model)
+    # Check what the user handed in before anything is written to out (a bad input leaves no half-made run).
+    loaded = real_rates = None
+    if not tiny_inputs:
+        loaded, env, value = load_inputs(cfg, cfg.policies, cfg.world_model, cfg.value_model, device)
+        if cfg.real_csv is not None:
+            real_rates = read_real_csv(cfg.real_csv, list(loaded))
+    elif cfg.preset != "tiny" or train_config is None:
+        raise UsageError("policies=, world_model= and value_model= are required")
+
+    run = prepare_run_dir(cfg.out, "evaluate", asdict(cfg), overwrite)
+    out = run.path
+    policies, world_model, value_model = cfg.policies, cfg.world_model, cfg.value_model
+    if tiny_inputs:
+        policies, world_model, value_model = build_tiny_inputs(cfg, train_config, out / INPUTS_DIR)
+        loaded, env, value = load_inputs(cfg, policies, world_model, value_model, device)
+        if cfg.real_csv is not None:
+            real_rates = read_real_csv(cfg.real_csv, list(loaded))
+
+    store = ResultStore(out)
+    hashes = {label: checkpoint_hash(path) for label, path in zip(loaded, policies, strict=True)}
+    ran = {}
+    with RealWorlds(task, workers=cfg.workers) as real:
+        if real_rates is None:
+            ran[REAL] = run_missing(
+                store, loaded, real, seeds, max_steps, GroundTruthScorer(), cfg.batch_size
+            )
+        imagined = ImaginedWorld(env, RealWorlds(task).reset, noise_seed=cfg.seed)
+        scorer = ValueScorer(value.score, threshold)
+        ran[IMAGINED] = run_missing(store, loaded, imagined, seeds, max_steps, scorer, cfg.batch_size)
+
+    frame = store.read()
+    sim_episodes, real_episodes = {}, {}
+    for label in loaded:
+        rows = frame[frame["policy"] == label]
+        sim_episodes[label] = rows[rows["world"] == IMAGINED]["success"].astype(float).to_numpy()
+        if real_rates is None:
+            real_episodes[label] = rows[rows["world"] == REAL]["success"].astype(float).to_numpy()
+        else:
+            real_episodes[label] = np.array([real_rates[label]])
+    block = agreement(sim_episodes, real_episodes, cfg.bootstrap, cfg.confidence, cfg.seed)
+    block["real_source"] = str(cfg.real_csv) if real_rates is not None else "dojo"
+    block["success_threshold"] = threshold
+    block["inputs"] = {"policies": dict(zip(loaded, policies, strict=True)), "world_model": world_model,
+                       "value_model": value_model}  # fmt: skip
+    block["episodes_run_now"] = ran
+    wall = time.perf_counter() - started
+    summary = store.summary(config=asdict(cfg), checkpoint_hashes=hashes, seeds=seeds, wall_time_s=wall)
+    summary["agreement"] = block
+    write_summary_json(summary, out / SUMMARY_FILE)
+    run.finish({"summary": str(out / SUMMARY_FILE), "episodes": summary["n_episodes"], "episodes_run_now": ran,
+                "wall_time_s": round(wall, 2)})  # fmt: skip
+    return summary
+
+
+def print_table(summary: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    block = summary["agreement"]
+    table = Table(title=f"predicted (imagined) vs real success ({block['real_source']})")
+    for column in ("policy", "predicted", "real", "episodes (sim / real)"):
+        table.add_column(column, justify="left" if column == "policy" else "right", overflow="fold")
+    for policy, row in block["policies"].items():
+        table.add_row(
+            policy, f"{row['predicted']:.1%}", f"{row['real']:.1%}", f"{row['n_sim']} / {row['n_real']}"
+        )
+    console = Console()
+    console.print(table)
+
+    def show(m: dict[str, Any]) -> str:
+        if m["value"] is None:
+            return "n/a"
+        low = "n/a" if m["low"] is None else f"{m['low']:.3f}"
+        high = "n/a" if m["high"] is None else f"{m['high']:.3f}"
+        return f"{m['value']:.3f} [{low}, {high}]"
+
+    level = f"{block['confidence']:.0%}"
+    console.print(
+        ", ".join(f"{name} {show(block[name])}" for name in ("pearson", "spearman", "kendall", "mmrv"))
+        + f", calibration MAE {show(block['calibration_mae'])} ({level} bootstrap intervals)"
+    )
+
+
+__all__ = ["EvaluateConfig", "run_evaluation", "print_table", "policy_labels", "read_real_csv", "agreement"]

@@ -1,0 +1,134 @@
+"""`dojo-bench evaluate` end to end with size=tiny: 2 policies x 2 episodes, real and imagined, on CPU."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from dojo_bench.cli import main
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One self-sufficient tiny evaluation (builds its own data, policies, world model and value model)."""
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("evaluate") / "run"
+    args = ["evaluate", "size=tiny", "device=cpu", f"out={out}"]
+    return main(args), out, args
+
+
+def _inputs(out):
+    return json.loads((out / "summary.json").read_text())["agreement"]["inputs"]
+
+
+def test_tiny_evaluate_writes_summary_and_episodes(tiny_run):
+    code, out, _ = tiny_run
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert {"policies", "provenance", "agreement", "n_episodes"} <= set(summary)
+    block = summary["agreement"]
+    for key in ("pearson", "spearman", "kendall", "mmrv", "calibration_mae"):
+        assert {"value", "low", "high"} <= set(block[key])
+    assert block["real_source"] == "dojo" and block["n_policies"] == 2
+    labels = sorted(block["policies"])
+    assert len(labels) == 2
+    for row in block["policies"].values():
+        assert 0 <= row["predicted"] <= 1 and 0 <= row["real"] <= 1 and row["n_sim"] == row["n_real"] == 2
+    assert set(summary["provenance"]["checkpoint_hashes"]) == set(labels)
+    assert summary["provenance"]["seeds"] == [0, 1]
+
+    frame = pd.read_parquet(out / "episodes.parquet")
+    assert len(frame) == 8  # 2 policies x 2 seeds x 2 worlds
+    assert set(frame["world"]) == {"real", "imagined"}
+    assert sorted(set(frame["policy"])) == labels and set(frame["seed"]) == {0, 1}
+    assert frame.groupby(["policy", "world"]).size().eq(2).all()
+    assert json.loads((out / "run.json").read_text())["status"] == "finished"
+
+
+def test_evaluate_resumes_without_redoing_finished_episodes(tiny_run, capsys):
+    code, out, args = tiny_run
+    assert code == 0
+    assert main(args) == 2  # finished: refused without overwrite=true
+    assert "finished" in capsys.readouterr().err
+    # Simulate an interruption: the run is unfinished and one batch (one policy, one world, 2 episodes) is lost.
+    record = json.loads((out / "run.json").read_text())
+    record["status"] = "running"
+    (out / "run.json").write_text(json.dumps(record))
+    parts = sorted((out / "episodes").glob("part-*.parquet"))
+    assert len(parts) == 4
+    parts[-1].unlink()
+    assert main(args) == 0
+    ran = json.loads((out / "summary.json").read_text())["agreement"]["episodes_run_now"]
+    assert sum(ran.values()) == 2
+    assert len(pd.read_parquet(out / "episodes.parquet")) == 8
+
+
+def test_real_csv_replaces_real_rollouts_and_refuses_unknown_policies(tiny_run, tmp_path, capsys):
+    code, out, _ = tiny_run
+    assert code == 0
+    inputs = _inputs(out)
+    labels = list(inputs["policies"])
+    policies = "[" + ",".join(inputs["policies"].values()) + "]"
+    base = [
+        "evaluate",
+        "size=tiny",
+        "device=cpu",
+        f"policies={policies}",
+        f"world_model={inputs['world_model']}",
+        f"value_model={inputs['value_model']}",
+    ]
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"policy,success_rate\n{labels[0]},0.5\nnot_a_policy,0.2\n")
+    assert main([*base, f"real_csv={bad}", f"out={tmp_path / 'bad'}"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "not_a_policy" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "bad").exists()  # refused before anything was written
+
+    good = tmp_path / "good.csv"
+    good.write_text(f"policy,success_rate\n{labels[0]},0.25\n{labels[1]},0.75\n")
+    assert main([*base, f"real_csv={good}", f"out={tmp_path / 'good'}", "seeds=1"]) == 0
+    summary = json.loads((tmp_path / "good" / "summary.json").read_text())
+    block = summary["agreement"]
+    assert block["real_source"] == str(good)
+    assert [block["policies"][p]["real"] for p in labels] == [0.25, 0.75]
+    frame = pd.read_parquet(tmp_path / "good" / "episodes.parquet")
+    assert set(frame["world"]) == {"imagined"} and len(frame) == 2
+
+
+def test_policy_action_dim_mismatch_is_one_line(tiny_run, tmp_path, capsys, monkeypatch):
+    import world_model.evaluate as wm_evaluate
+
+    code, out, _ = tiny_run
+    assert code == 0
+    inputs = _inputs(out)
+    load_env = wm_evaluate.load_env
+
+    def three_d_env(*args, **kwargs):
+        env = load_env(*args, **kwargs)
+        env.action_dim = 3  # a world model for another robot
+        return env
+
+    monkeypatch.setattr(wm_evaluate, "load_env", three_d_env)
+    args = [
+        "evaluate",
+        "device=cpu",
+        f"policies=[{','.join(inputs['policies'].values())}]",
+        f"world_model={inputs['world_model']}",
+        f"value_model={inputs['value_model']}",
+        f"out={tmp_path / 'o'}",
+    ]
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip()
+    assert "2-d actions" in err and "3-d actions" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "o").exists()
