@@ -20,3 +20,14 @@ def tiny_robot_run(tmp_path_factory):
     config = DataConfig(kind="robot", out=str(out), episodes=3, max_steps=12, workers=1, seed=3)
     summary = run_data(config)
     return out, config, summary
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test on one torch thread (CI has two cores), restoring the setting afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -10,13 +10,7 @@ import torch
 from dojo_bench.cli import main
 from dojo_bench.keys import OBS_IMAGE, OBS_STATE
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -22,12 +22,7 @@ from dojo_bench.value_model import (
 TINY = {"channels": (4, 8, 8, 8), "hidden_dim": 16}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_model(seed: int = 0, **overrides) -> ValueModel:

@@ -20,11 +20,8 @@ def tiny() -> dict:
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_thread):
+    """Every policy test runs on one torch thread (the shared fixture in tests/conftest.py)."""
 
 
 @pytest.fixture
