@@ -76,6 +76,7 @@ class TrainConfig:
     )
     max_episodes: int | None = None  # stage=policy|value_model: train on the first N chosen episodes only
     save_steps: list[int] | None = None  # stage=policy: also save pretrained_model folders at these steps
+    compile: str = "auto"  # torch.compile the trained network: auto (CUDA only) | true | false
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
@@ -102,6 +103,9 @@ class TrainConfig:
                     f"save_steps must be integers in 1..max_steps={self.max_steps}, got {self.save_steps!r}"
                 )
             self.save_steps = steps
+        from world_model.compile import normalise_compile
+
+        self.compile = normalise_compile(self.compile)
         if self.stage == "tokenizer" and self.tokenizer is not None:
             raise UsageError("tokenizer= is for stage=world_model; stage=tokenizer trains a new one")
 
@@ -342,6 +346,11 @@ def run_train(cfg: TrainConfig, overwrite: bool = False, callbacks: list | None 
     else:
         module = build_world_model_module(cfg, tokenizer, datamodule)
 
+    from world_model.compile import maybe_compile
+
+    compiled = maybe_compile(
+        module.tokenizer if cfg.stage == "tokenizer" else module.dit, cfg.compile, accelerator
+    )
     has_validation = datamodule.val_set is not None and cfg.val_batches > 0
     trainer, resumed_from, seconds = fit_module(
         cfg, module, out, run.resumed, callbacks, has_validation, datamodule=datamodule
@@ -367,6 +376,7 @@ def run_train(cfg: TrainConfig, overwrite: bool = False, callbacks: list | None 
         "samples_per_second": round(steps_now * cfg.batch_size / seconds, 2) if seconds > 0 else None,
         "accelerator": accelerator,
         "precision": precision,
+        "compiled": compiled,
         "train_clips": len(datamodule.train_set),
         "validation_clips": len(datamodule.val_set) if datamodule.val_set is not None else 0,
         "metrics": {k: round(float(v), 5) for k, v in trainer.callback_metrics.items()},

@@ -72,8 +72,12 @@ class BenchConfig:
     sampler: dict[str, Any] = field(default_factory=dict)
     tokenizer_model: dict[str, Any] = field(default_factory=dict)
     dit: dict[str, Any] = field(default_factory=dict)
+    compile: str = "auto"  # torch.compile the DiT: auto (CUDA only) | true | false
 
     def __post_init__(self) -> None:
+        from world_model.compile import normalise_compile
+
+        self.compile = normalise_compile(self.compile)
         if not self.out:
             raise UsageError("out=DIR is required: where to write bench.json")
         if self.what not in WHATS:
@@ -220,6 +224,10 @@ def bench_train(cfg: BenchConfig, module, device: str) -> dict[str, Any]:
     with FlopCounterMode(display=False) as counter:
         step()  # also the first warm-up step
     flops = counter.get_total_flops()
+    from world_model.compile import maybe_compile
+
+    # Compiled after the FLOP count (counted on the eager graph); compilation itself happens in the warm-up.
+    compiled = maybe_compile(module.dit, cfg.compile, device)
     for _ in range(cfg.warmup_steps):
         step()
     _sync(device)
@@ -242,6 +250,7 @@ def bench_train(cfg: BenchConfig, module, device: str) -> dict[str, Any]:
         "peak_tflops": round(peak, 3),
         "peak_source": source,
         "mfu": round(achieved / peak, 4),
+        "compiled": compiled,
         "dit_parameters": sum(p.numel() for p in module.dit.parameters()),
     }
 
