@@ -74,6 +74,10 @@ class PixelConfig(PreTrainedConfig):
     channels: output channels of the stride-2 conv layers (96 px -> 96 / 2**len(channels) px feature map).
     inference_noise_std: Gaussian noise (in normalised action units) added to predicted chunks at inference;
         0 makes the policy deterministic, > 0 makes a stochastic variant (ensembles draw several proposals).
+    num_modes: chunk hypotheses the head predicts (multiple-choice learning). 1 is plain regression, which
+        averages the expert's alternatives (walk round the object to the left or to the right) into standing
+        still; with K > 1 only the hypothesis nearest the demonstration is trained, a classifier learns which
+        one that is, and inference executes the classifier's choice.
     """
 
     n_obs_steps: int = 1
@@ -83,6 +87,8 @@ class PixelConfig(PreTrainedConfig):
     hidden_dim: int = 256
     loss: str = "mse"
     inference_noise_std: float = 0.0
+    num_modes: int = 1
+    mode_loss_weight: float = 0.1  # weight of the classifier's cross-entropy (num_modes > 1)
 
     input_features: dict[str, PolicyFeature] | None = field(default_factory=_default_inputs)
     output_features: dict[str, PolicyFeature] | None = field(default_factory=_default_outputs)
@@ -111,6 +117,8 @@ class PixelConfig(PreTrainedConfig):
             raise ValueError(f"inference_noise_std must be >= 0, got {self.inference_noise_std}")
         if not self.channels:
             raise ValueError("channels must name at least one conv layer")
+        if self.num_modes < 1:
+            raise ValueError(f"num_modes must be >= 1, got {self.num_modes}")
 
     def validate_features(self) -> None:
         images = self.image_features
@@ -192,9 +200,15 @@ class PixelPolicy(PreTrainedPolicy):
             nn.SiLU(),
             nn.Linear(config.hidden_dim, config.hidden_dim),
             nn.SiLU(),
-            nn.Linear(config.hidden_dim, config.chunk_size * config.action_dim),
+            # num_modes chunks, then (num_modes > 1) one logit per mode
+            nn.Linear(config.hidden_dim, self._head_size(config)),
         )
         self._action_queue: deque[Tensor] = deque()
+
+    @staticmethod
+    def _head_size(config: PixelConfig) -> int:
+        chunks = config.num_modes * config.chunk_size * config.action_dim
+        return chunks + (config.num_modes if config.num_modes > 1 else 0)
 
     def get_optim_params(self) -> dict:
         return self.parameters()
@@ -204,15 +218,26 @@ class PixelPolicy(PreTrainedPolicy):
         self._action_queue = deque()
 
     def _predict(self, batch: dict[str, Tensor]) -> Tensor:
-        """Normalised observations -> normalised chunk (B, chunk_size, action_dim), no inference noise."""
+        """Normalised observations -> normalised chunk (B, chunk_size, action_dim), no inference noise: the
+        classifier's most likely mode when num_modes > 1."""
+        modes, logits = self._predict_modes(batch)
+        if logits is None:
+            return modes[:, 0]
+        return modes[torch.arange(modes.shape[0], device=modes.device), logits.argmax(-1)]
+
+    def _predict_modes(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor | None]:
+        """-> (chunks (B, num_modes, chunk_size, action_dim), mode logits (B, num_modes) or None)."""
+        cfg = self.config
         image = batch[self.config.image_key]
         if image.dim() == 5:  # (B, 1, 3, H, W) when a loader keeps the n_obs_steps axis
             image = image[:, -1]
         state = batch[OBS_STATE]
         if state.dim() == 3:
             state = state[:, -1]
-        features = torch.cat([self.encoder(image), state], dim=-1)
-        return self.head(features).view(-1, self.config.chunk_size, self.config.action_dim)
+        out = self.head(torch.cat([self.encoder(image), state], dim=-1))  # (B, head size)
+        n_chunk = cfg.num_modes * cfg.chunk_size * cfg.action_dim
+        modes = out[:, :n_chunk].reshape(-1, cfg.num_modes, cfg.chunk_size, cfg.action_dim)
+        return modes, (out[:, n_chunk:] if cfg.num_modes > 1 else None)
 
     @torch.no_grad()
     def predict_action_chunk(self, batch: dict[str, Tensor], noise: Tensor | None = None) -> Tensor:
@@ -239,17 +264,25 @@ class PixelPolicy(PreTrainedPolicy):
         target = batch[ACTION]
         if target.dim() == 2:  # (B, A): a single-step target, compare with the first predicted step
             target = target[:, None]
-        prediction = self._predict(batch)[:, : target.shape[1]]
-        if self.config.loss == "mse":
-            per_step = F.mse_loss(prediction, target, reduction="none").mean(-1)  # (B, T)
-        else:
-            per_step = F.l1_loss(prediction, target, reduction="none").mean(-1)
+        modes, logits = self._predict_modes(batch)
+        prediction = modes[:, :, : target.shape[1]]  # (B, M, T, A)
+        error = F.mse_loss if self.config.loss == "mse" else F.l1_loss
+        per_step = error(prediction, target[:, None].expand_as(prediction), reduction="none").mean(
+            -1
+        )  # (B, M, T)
         if "action_is_pad" in batch:
-            valid = (~batch["action_is_pad"][:, : target.shape[1]]).to(per_step.dtype)
-            loss = (per_step * valid).sum() / valid.sum().clamp(min=1.0)
+            valid = (~batch["action_is_pad"][:, : target.shape[1]]).to(per_step.dtype)[:, None]  # (B, 1, T)
         else:
-            loss = per_step.mean()
-        return loss, {f"{self.config.loss}_loss": loss.item()}
+            valid = torch.ones_like(per_step[:, :1])
+        per_mode = (per_step * valid).sum(-1) / valid.sum(-1).clamp(min=1.0)  # (B, M)
+        best = per_mode.argmin(-1)  # (B,): the hypothesis nearest the demonstration is the one trained
+        regression = per_mode.gather(1, best[:, None]).mean()
+        logs = {f"{self.config.loss}_loss": regression.item()}
+        if logits is None:
+            return regression, logs
+        choice = F.cross_entropy(logits, best)
+        logs["mode_loss"] = choice.item()
+        return regression + self.config.mode_loss_weight * choice, logs
 
 
 def make_dojo_pixel_pre_post_processors(
