@@ -28,11 +28,19 @@ verbs:
   wm-eval   world model PSNR/SSIM vs copy-last    (release=DIR data=DIR|[DIR1,DIR2] out=DIR horizons=[1,4,12] episodes=N)
   bench     training samples/s, MFU, imagine fps  (what=all|train|imagine out=DIR [release=DIR] steps=N)
   evaluate  rank policies in imagination vs real  (policies=[DIR,...] world_model=DIR value_model=DIR out=DIR seeds=N)
+  plan      best-of-N planning in imagination     (policies=[DIR,...] world_model=DIR value_model=DIR out=DIR num_proposals=N)
+  report    HTML report of a run (offline)        (RUN_DIR [out=DIR]; writes index.html, policy pages, report.json)
+  compare   two runs for CI, gate on regressions  (BASE_RUN NEW_RUN [out=DIR max_drop=0.1 metric=real|predicted])
 
 every verb takes size=tiny|default, seed=N, device=auto|cpu|cuda; writing verbs take out=DIR, overwrite=true.
 `dojo-bench <verb> --help` lists a verb's keys and defaults."""
 
-POSITIONAL_KEY = {"inspect": "path"}  # a bare argument (no '=') means this key
+# Bare arguments (no '=') mean these keys, in order.
+POSITIONAL_KEY: dict[str, str | tuple[str, ...]] = {
+    "inspect": "path",
+    "report": "run",
+    "compare": ("base", "new"),
+}
 
 
 def compose(verb: str, overrides: list[str]):
@@ -202,6 +210,81 @@ def _verb_evaluate(cfg: dict[str, Any]) -> str:
     return f"evaluated {len(summary['agreement']['policies'])} policies: {out / 'summary.json'}, {out / 'episodes.parquet'}"
 
 
+def _verb_plan(cfg: dict[str, Any]) -> str:
+    from dojo_bench.plan import PlanConfig, print_table, run_plan
+
+    cfg = {**cfg, "sampler": {k: v for k, v in cfg["sampler"].items() if v is not None}}
+    config = build(PlanConfig, cfg)
+    train_config = None
+    if config.preset == "tiny" and not (config.policies and config.world_model and config.value_model):
+        from dojo_bench.train import TrainConfig
+
+        tiny = compose("train", ["size=tiny", "out=unused", f"seed={config.seed}", f"device={config.device}"])
+        train_config = build(TrainConfig, tiny)
+    summary = run_plan(config, overwrite=bool(cfg["overwrite"]), train_config=train_config)
+    print_table(summary)
+    out = Path(config.out).resolve()
+    planners = sum(1 for worlds in summary["policies"].values() if "real" in worlds)
+    return f"planned {summary['n_episodes']} real episodes ({planners} planners): {out / 'summary.json'}, {out / 'episodes.parquet'}"
+
+
+def _tiny_run_first(verb: str, config: Any, cfg: dict[str, Any]) -> None:
+    """size=tiny without a run: open ``config.out`` for ``verb`` first (so the run below is not foreign files),
+    then run ``dojo-bench evaluate size=tiny`` into out/run unless a finished one is there."""
+    from dataclasses import asdict
+
+    from dojo_bench.evaluate import EvaluateConfig, run_evaluation
+    from dojo_bench.run_dir import RUN_FILE, prepare_run_dir
+    from dojo_bench.train import TrainConfig
+
+    prepare_run_dir(config.out, verb, asdict(config), bool(cfg["overwrite"]))
+    run = Path(config.out) / "run"
+    record = run / RUN_FILE
+    if record.is_file() and json.loads(record.read_text()).get("status") == "finished":
+        return
+    seed, device = f"seed={cfg['seed']}", f"device={cfg['device']}"
+    evaluate = compose("evaluate", ["size=tiny", f"out={run}", seed, device])
+    evaluate["sampler"] = {k: v for k, v in evaluate["sampler"].items() if v is not None}  # as _verb_evaluate
+    evaluate = build(EvaluateConfig, evaluate)
+    train = build(TrainConfig, compose("train", ["size=tiny", "out=unused", seed, device]))
+    run_evaluation(evaluate, overwrite=False, train_config=train)
+
+
+def _verb_report(cfg: dict[str, Any]) -> str:
+    from reports.report import INDEX_FILE, REPORT_JSON, ReportConfig, run_report
+
+    tiny_run = cfg["preset"] == "tiny" and not cfg["run"]
+    if tiny_run:
+        if not cfg["out"]:
+            raise UsageError("size=tiny without a run needs out=DIR (its tiny evaluation goes to out/run)")
+        cfg = {**cfg, "run": str(Path(cfg["out"]) / "run")}
+    config = build(ReportConfig, cfg)
+    if tiny_run:
+        _tiny_run_first("report", config, cfg)
+    report = run_report(config, overwrite=bool(cfg["overwrite"]) and not tiny_run)
+    out = Path(config.out).resolve()
+    return f"wrote a report of {len(report['policies'])} policies: {out / INDEX_FILE} ({len(report['pages'])} pages), {out / REPORT_JSON}"
+
+
+def _verb_compare(cfg: dict[str, Any]) -> str:
+    from reports.compare import CompareConfig, check_gate, run_compare, to_markdown
+
+    tiny_run = cfg["preset"] == "tiny" and not (cfg["base"] or cfg["new"])
+    if tiny_run:  # a tiny run compared with itself: the gate passes
+        if not cfg["out"]:
+            raise UsageError("size=tiny without runs needs out=DIR (its tiny evaluation goes to out/run)")
+        run = str(Path(cfg["out"]) / "run")
+        cfg = {**cfg, "base": run, "new": run}
+    config = build(CompareConfig, cfg)
+    if tiny_run:
+        _tiny_run_first("compare", config, cfg)
+    result = run_compare(config, overwrite=bool(cfg["overwrite"]) and not tiny_run)
+    print(to_markdown(result, result["base"], result["new"]))
+    check_gate(result)
+    files = result["files"]
+    return f"regression gate passed: {files['html']}, {files['md']}, {files['json']}"
+
+
 VERBS: dict[str, Callable[[dict[str, Any]], str]] = {
     "data": _verb_data,
     "inspect": _verb_inspect,
@@ -210,6 +293,9 @@ VERBS: dict[str, Callable[[dict[str, Any]], str]] = {
     "wm-eval": _verb_wm_eval,
     "bench": _verb_bench,
     "evaluate": _verb_evaluate,
+    "plan": _verb_plan,
+    "report": _verb_report,
+    "compare": _verb_compare,
 }
 
 
@@ -233,9 +319,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     overrides = []
+    positional = POSITIONAL_KEY.get(verb, ())
+    positional = [positional] if isinstance(positional, str) else list(positional)
     for arg in args:
-        if "=" not in arg and verb in POSITIONAL_KEY:
-            arg = f"{POSITIONAL_KEY[verb]}={arg}"
+        if "=" not in arg and positional:
+            arg = f"{positional.pop(0)}={arg}"
         elif "=" not in arg:
             print(f"dojo-bench {verb}: error: expected key=value, got {arg!r}", file=sys.stderr)
             return 2

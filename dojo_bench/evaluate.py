@@ -11,7 +11,10 @@ without redoing finished episodes):
 - ``summary.json``: per-policy rates with Wilson intervals, provenance, and an ``agreement`` block: predicted vs
   real success per policy, Pearson / Spearman / Kendall / MMRV(sim, real) with bootstrap intervals over episodes,
   calibration MAE (NaN values are written as null);
-- ``inputs/`` (size=tiny without policies/world_model/value_model): tiny data, policies and models built here.
+- ``inputs/`` (size=tiny without policies/world_model/value_model): tiny data, policies and models built here;
+- ``curves.parquet`` (per-step progress of every episode) and ``media/<policy slug>/<world>_<seed>.npz`` (frame
+  strips of the first ``media_episodes`` seeds per policy), for reports (dojo_bench/media.py); the summary's
+  ``media`` block indexes them.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class EvaluateConfig:
     confidence: float = 0.95
     preset: str = "default"
     sampler: dict[str, Any] = field(default_factory=dict)  # SamplerConfig overrides; {} = the release's own
+    media_episodes: int = 4  # frame strips kept for the first N seeds per policy and world; 0: none
 
     def __post_init__(self) -> None:
         if not self.out:
@@ -66,6 +70,8 @@ class EvaluateConfig:
         for name in ("seeds", "batch_size", "bootstrap"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise UsageError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not isinstance(self.media_episodes, int) or self.media_episodes < 0:
+            raise UsageError(f"media_episodes must be an integer >= 0, got {self.media_episodes!r}")
         if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps < 1):
             raise UsageError(f"max_steps must be a positive integer or null, got {self.max_steps!r}")
         if self.success_threshold is not None and not 0 < self.success_threshold <= 1:
@@ -249,6 +255,7 @@ def run_evaluation(cfg: EvaluateConfig, overwrite: bool = False, train_config=No
 
     ``train_config`` (a ``dojo_bench.train.TrainConfig``) makes the tiny inputs for size=tiny without inputs."""
     from dojo_bench.dojo.tasks import get_task
+    from dojo_bench.media import MediaRecorder, RenderOnly, media_index, write_curves
     from dojo_bench.results import SUMMARY_FILE, ResultStore, run_missing, write_summary_json
     from dojo_bench.rollout import IMAGINED, REAL, GroundTruthScorer, ImaginedWorld, RealWorlds, ValueScorer
     from policies.loading import checkpoint_hash
@@ -282,14 +289,18 @@ def run_evaluation(cfg: EvaluateConfig, overwrite: bool = False, train_config=No
     store = ResultStore(out)
     hashes = {label: checkpoint_hash(path) for label, path in zip(loaded, policies, strict=True)}
     ran = {}
+    media_seeds = seeds[: cfg.media_episodes]
+    recorder = MediaRecorder(out, media_seeds, value_fn=lambda frames: value.score(frames)[0])
     with RealWorlds(task, workers=cfg.workers) as real:
         if real_rates is None:
-            ran[REAL] = run_missing(
-                store, loaded, real, seeds, max_steps, GroundTruthScorer(), cfg.batch_size
-            )
+            world = RenderOnly(real, media_seeds)
+            ran[REAL] = run_missing(store, loaded, world, seeds, max_steps, GroundTruthScorer(),
+                                    cfg.batch_size, on_batch=recorder.flush, recorder=recorder)  # fmt: skip
         imagined = ImaginedWorld(env, RealWorlds(task).reset, noise_seed=cfg.seed)
         scorer = ValueScorer(value.score, threshold)
-        ran[IMAGINED] = run_missing(store, loaded, imagined, seeds, max_steps, scorer, cfg.batch_size)
+        ran[IMAGINED] = run_missing(store, loaded, imagined, seeds, max_steps, scorer, cfg.batch_size,
+                                    on_batch=recorder.flush, recorder=recorder)  # fmt: skip
+    curves = write_curves(out)
 
     frame = store.read()
     sim_episodes, real_episodes = {}, {}
@@ -309,6 +320,12 @@ def run_evaluation(cfg: EvaluateConfig, overwrite: bool = False, train_config=No
     wall = time.perf_counter() - started
     summary = store.summary(config=asdict(cfg), checkpoint_hashes=hashes, seeds=seeds, wall_time_s=wall)
     summary["agreement"] = block
+    summary["media"] = {
+        "curves": curves.name if curves is not None else None,
+        "frame_stride": recorder.frame_stride,
+        "media_seeds": media_seeds,
+        "files": media_index(out, list(loaded)),
+    }
     write_summary_json(summary, out / SUMMARY_FILE)
     run.finish({"summary": str(out / SUMMARY_FILE), "episodes": summary["n_episodes"], "episodes_run_now": ran,
                 "wall_time_s": round(wall, 2)})  # fmt: skip

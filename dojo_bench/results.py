@@ -39,6 +39,7 @@ from dojo_bench.rollout import (
     ChunkPolicy,
     EpisodeRecord,
     Scorer,
+    StepRecorder,
     World,
     batches,
     resolve_policy,
@@ -157,9 +158,11 @@ def run_missing(
     scorer: Scorer,
     batch_size: int = 8,
     on_batch: Callable[[list[EpisodeRecord]], None] | None = None,
+    recorder: StepRecorder | None = None,
 ) -> int:
     """Run every (policy, seed) of ``world`` that ``store`` has not finished, batch by batch, appending each batch
     as it finishes; a policy with nothing left is never loaded. Rows are labelled with the mapping's keys.
+    ``recorder`` goes to ``run_episodes``; ``on_batch`` sees each batch's labelled records after they are stored.
     Returns the number of episodes run."""
     done = store.done_keys()
     count = 0
@@ -169,7 +172,9 @@ def run_missing(
             continue
         loaded = resolve_policy(policy)
         for batch in batches(todo, batch_size):
-            records = run_episodes(loaded, world, batch, max_steps=max_steps, scorer=scorer)
+            records = run_episodes(
+                loaded, world, batch, max_steps=max_steps, scorer=scorer, recorder=recorder
+            )
             for record in records:
                 record.policy = label
             store.append(records)

@@ -110,6 +110,18 @@ class World(Protocol):
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]: ...
 
 
+class StepRecorder(Protocol):
+    """Watches an episode batch step by step (e.g. ``dojo_bench.media.MediaRecorder``)."""
+
+    def __call__(
+        self, seeds: list[int], t: int, info: dict[str, Any], progress: np.ndarray, valid: np.ndarray
+    ) -> None:
+        """After each ``step``: the batch's seeds, the step index of the chunk's first action, the world's info,
+        the scored progress (B, K) and ``valid`` (B, K) bool: which of those frames belong to an episode (executed,
+        scored, and not after its end)."""
+        ...
+
+
 class Scorer(Protocol):
     """Per-frame progress and success of the frames a ``step`` produced."""
 
@@ -142,11 +154,14 @@ class EnvSlice:
             env.reset(seed=int(seed))
         return self.observations()
 
-    def step(self, actions: np.ndarray, active: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    def step(
+        self, actions: np.ndarray, active: np.ndarray, render: bool | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         b, k = actions.shape[:2]
         progress = np.zeros((b, k), dtype=np.float32)
         success = np.zeros((b, k), dtype=bool)
-        frames = np.zeros((b, k, 96, 96, 3), dtype=np.uint8) if self.render_frames else None
+        render = self.render_frames if render is None else render
+        frames = np.zeros((b, k, 96, 96, 3), dtype=np.uint8) if render else None
         for i in np.flatnonzero(active):
             env = self.envs[i]
             for j in range(k):
@@ -188,7 +203,8 @@ class RealWorlds:
     ``step`` executes each action of the chunk with ``RobotLab.act`` and reads the ground truth after each one;
     inactive episodes (``active[i]`` False) are not stepped and report zero progress. With ``workers > 0`` the
     batch is cut into contiguous slices, one per worker (``spawn`` processes, started on first use); results are
-    identical to the in-process loop. Call ``close()`` (or use ``with``) to stop the workers.
+    identical to the in-process loop. Call ``close()`` (or use ``with``) to stop the workers. ``render_frames`` may
+    be changed between batches (e.g. to render only the batches whose frames are kept, dojo_bench/media.py).
     """
 
     name = REAL
@@ -228,8 +244,8 @@ class RealWorlds:
             )
         active = np.ones(self.batch, dtype=bool) if active is None else np.asarray(active, dtype=bool)
         if not self.workers:
-            return self.local.step(actions, active)
-        results = self._call_all("step", [(actions[s], active[s]) for s in self._slices])
+            return self.local.step(actions, active, self.render_frames)
+        results = self._call_all("step", [(actions[s], active[s], self.render_frames) for s in self._slices])
         return _concat([r[0] for r in results]), _concat([r[1] for r in results])
 
     def _start(self) -> None:
@@ -423,8 +439,10 @@ def run_episodes(
     seeds: Sequence[int],
     max_steps: int,
     scorer: Scorer,
+    recorder: StepRecorder | None = None,
 ) -> list[EpisodeRecord]:
-    """Roll ``policy`` out in ``world`` from each seed's start, as one batch; one record per seed, in order."""
+    """Roll ``policy`` out in ``world`` from each seed's start, as one batch; one record per seed, in order.
+    ``recorder`` (optional) is called after every step (``StepRecorder``); it never changes the outcome."""
     policy = resolve_policy(policy)
     seeds = [int(s) for s in seeds]
     if not seeds:
@@ -473,6 +491,7 @@ def run_episodes(
         observation, info = world.step(chunk, active=~done)
         progress, frame_success = scorer.score(info)
         n = min(k, remaining)  # steps beyond max_steps (world-chunk rounding) are executed but not scored
+        valid = np.zeros((b, k), dtype=bool)
         for i in np.flatnonzero(~done):
             p, s = progress[i, :n], frame_success[i, :n]
             if not np.isfinite(p).all():
@@ -481,11 +500,14 @@ def run_episodes(
                 continue
             hit = np.flatnonzero(s)
             end = int(hit[0]) + 1 if hit.size else n
+            valid[i, :end] = True
             max_progress[i] = max(max_progress[i], float(p[:end].max()))
             steps[i] = t + end
             if hit.size:
                 success[i] = True
                 done[i] = True
+        if recorder is not None:
+            recorder(seeds, t, info, np.asarray(progress), valid)
         t += k
     return [
         EpisodeRecord(

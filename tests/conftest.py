@@ -31,3 +31,22 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_evaluate_run(tmp_path_factory):
+    """One self-sufficient tiny evaluation per session (it builds its own data, policies, world model and value
+    model): ``(exit code, out dir, args)``. Shared by the evaluate and report tests; tests that change it must leave
+    it a finished run with the same results."""
+    import torch
+
+    from dojo_bench.cli import main
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = tmp_path_factory.mktemp("evaluate") / "run"
+        args = ["evaluate", "size=tiny", "device=cpu", f"out={out}"]
+        return main(args), out, args
+    finally:
+        torch.set_num_threads(threads)

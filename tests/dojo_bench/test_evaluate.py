@@ -6,20 +6,16 @@ import json
 
 import pandas as pd
 import pytest
-import torch
 
 from dojo_bench.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """One self-sufficient tiny evaluation (builds its own data, policies, world model and value model)."""
-    torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp("evaluate") / "run"
-    args = ["evaluate", "size=tiny", "device=cpu", f"out={out}"]
-    return main(args), out, args
+@pytest.fixture
+def tiny_run(tiny_evaluate_run):
+    """The session's tiny evaluation (tests/conftest.py): 2 policies x 2 seeds x 2 worlds."""
+    return tiny_evaluate_run
 
 
 def _inputs(out):

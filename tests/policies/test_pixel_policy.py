@@ -70,3 +70,30 @@ def test_a_few_training_steps_lower_the_loss(stats, tiny, loss):
         optimizer.step()
     last, _ = policy(batch)
     assert last.item() < 0.5 * first.item()
+
+
+@pytest.mark.parametrize(("num_modes", "near_a_mode"), [(1, False), (2, True)])
+def test_modes_pick_one_alternative_instead_of_the_mean(tiny, num_modes, near_a_mode):
+    """The same observation is demonstrated going left (-0.8) half of the time and right (+0.8) otherwise.
+    Plain regression learns the mean (standing still); two modes learn both and execute one of them."""
+    torch.manual_seed(0)
+    policy = PixelPolicy(PixelConfig(device="cpu", num_modes=num_modes, **tiny))
+    policy.train()
+    image, state = torch.rand(1, 3, 96, 96).expand(16, -1, -1, -1), torch.zeros(16, 2)
+    sign = torch.tensor([-1.0, 1.0]).repeat(8)[:, None, None]
+    batch = {OBS_IMAGE: image, OBS_STATE: state, ACTION: 0.8 * sign.expand(16, tiny["chunk_size"], 2)}
+    optimizer = torch.optim.AdamW(policy.get_optim_params(), lr=1e-2)
+    for _ in range(150):
+        loss, info = policy(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert ("mode_loss" in info) is (num_modes > 1)
+    chunk = policy.predict_action_chunk({OBS_IMAGE: image[:1], OBS_STATE: state[:1]})
+    distance_to_a_mode = (chunk.abs() - 0.8).abs().max().item()
+    assert (distance_to_a_mode < 0.1) is near_a_mode, chunk
+
+
+def test_num_modes_must_be_positive():
+    with pytest.raises(ValueError, match="num_modes"):
+        PixelConfig(device="cpu", num_modes=0)
