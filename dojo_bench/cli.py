@@ -24,7 +24,7 @@ verbs:
   data      record the dojo as LeRobot datasets   (kind=robot|human|counterfactual out=DIR episodes=N ...)
   inspect   load a dataset back and summarise it  (path=DIR, or just DIR)
   train     train a model                         (stage=tokenizer|world_model|value_model|policy data=DIR out=DIR)
-  demo      the main job, at small scale          (out=DIR)
+  demo      the whole loop at small scale on CPU  (out=DIR; data, models, policies, evaluate, plan, report)
   wm-eval   world model PSNR/SSIM vs copy-last    (release=DIR data=DIR|[DIR1,DIR2] out=DIR horizons=[1,4,12] episodes=N)
   bench     training samples/s, MFU, imagine fps  (what=all|train|imagine out=DIR [release=DIR] steps=N)
   evaluate  rank policies in imagination vs real  (policies=[DIR,...] world_model=DIR value_model=DIR out=DIR seeds=N)
@@ -133,24 +133,14 @@ def _verb_inspect(cfg: dict[str, Any]) -> str:
 
 
 def _verb_demo(cfg: dict[str, Any]) -> str:
-    from dojo_bench.dojo.generate import run_data
-    from dojo_bench.dojo.inspect import find_datasets, inspect_dataset
-    from dojo_bench.dojo.recording import DataConfig
+    from dojo_bench.demo import DemoConfig, run_demo
 
-    config = DataConfig(
-        kind="robot",
-        out=cfg["out"],
-        episodes=cfg["episodes"],
-        task=cfg["task"],
-        max_steps=cfg["max_steps"],
-        workers=cfg["workers"],
-        seed=cfg["seed"],
-    )
-    summary = run_data(config, overwrite=bool(cfg["overwrite"]))
-    _print_data_summary(summary)
-    for root in find_datasets(Path(config.out)):
-        print(json.dumps(inspect_dataset(root), indent=2))
-    return f"demo: wrote and reloaded a robot dataset in {Path(config.out).resolve()}"
+    config = build(DemoConfig, cfg)
+    result = run_demo(config, overwrite=bool(cfg["overwrite"]))
+    times = ", ".join(f"{stage} {s:.0f} s" for stage, s in result["stage_seconds"].items())
+    print(f"demo stages: {times}; {result['wall_time_s']:.0f} s in all")
+    print(f"planning report: {result['reports']['plan']}")
+    return f"demo: report in {result['reports']['evaluate']}"
 
 
 def _verb_train(cfg: dict[str, Any]) -> str:

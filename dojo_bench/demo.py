@@ -1,0 +1,152 @@
+"""``dojo-bench demo``: the whole loop at small scale, on a CPU, in minutes.
+
+Stages, each a run directory of its own verb under ``out=DIR`` (a finished stage is reused, so an interrupted demo
+resumes where it stopped):
+
+1. ``data/``: robot episodes of the dojo's scripted policies (expert, noisy, random), as LeRobot datasets;
+2. ``tokenizer/`` and ``world_model/``: the video tokenizer, then the latent DiT on it (``dojo-bench train``);
+3. ``value_model/``: frames -> progress and success, from the dojo's ground truth;
+4. ``policies/``: one pixel-policy run on the expert episodes, saved at several steps (the checkpoints to rank);
+5. ``evaluate/``: every checkpoint rolled out in imagination and in the real dojo on the same seeds;
+6. ``plan/``: best-of-N over the checkpoints' proposals in imagination, beside the single policies, uniform choice
+   and the oracle;
+7. ``report/`` (the evaluation) and ``plan/report/``: the HTML reports.
+
+The world model and the value model learn from the scripted policies' episodes only, never from rollouts of the
+checkpoints they judge. Every stage's settings live in conf/demo (the ``size`` presets pick the budget); this
+module turns them into the typed configs of the verbs and runs them in order.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dojo_bench.errors import UsageError
+from dojo_bench.run_dir import RUN_FILE, prepare_run_dir, write_json
+
+DEMO_FILE = "demo.json"
+
+
+@dataclass
+class DemoConfig:
+    """What ``dojo-bench demo`` runs. Built by the CLI from Hydra (conf/demo); validated here."""
+
+    out: str = ""
+    task: str = "pusht_bench"
+    seed: int = 0
+    device: str = "auto"
+    workers: int = 2  # processes for recording and for the real rollouts of single policies
+    preset: str = "default"
+    data: dict[str, Any] = field(default_factory=dict)  # DataConfig settings
+    tokenizer: dict[str, Any] = field(default_factory=dict)  # TrainConfig settings, stage=tokenizer
+    world_model: dict[str, Any] = field(default_factory=dict)  # TrainConfig settings, stage=world_model
+    value_model: dict[str, Any] = field(default_factory=dict)  # TrainConfig settings, stage=value_model
+    policies: dict[str, Any] = field(default_factory=dict)  # TrainConfig settings, stage=policy
+    evaluate: dict[str, Any] = field(default_factory=dict)  # EvaluateConfig settings
+    plan: dict[str, Any] = field(default_factory=dict)  # PlanConfig settings
+
+    def __post_init__(self) -> None:
+        if not self.out:
+            raise UsageError("out=DIR is required: where to write the demo's runs and reports")
+        if not isinstance(self.workers, int) or self.workers < 0:
+            raise UsageError(f"workers must be an integer >= 0, got {self.workers!r}")
+
+
+def _finished(path: Path) -> bool:
+    record = path / RUN_FILE
+    return record.is_file() and json.loads(record.read_text()).get("status") == "finished"
+
+
+def _build(config_class: type, settings: dict[str, Any], stage: str):
+    try:
+        return config_class(**settings)
+    except TypeError as error:
+        raise UsageError(f"demo {stage}: {error}") from None
+
+
+def run_demo(cfg: DemoConfig, overwrite: bool = False, log=print) -> dict[str, Any]:
+    """Run every stage into ``cfg.out``; returns (and writes to demo.json) the stage times and the report paths."""
+    from dojo_bench.dojo.generate import run_data
+    from dojo_bench.dojo.recording import DataConfig
+    from dojo_bench.evaluate import EvaluateConfig, run_evaluation
+    from dojo_bench.plan import PlanConfig, run_plan
+    from dojo_bench.train import TrainConfig, run_train
+    from reports.report import INDEX_FILE, ReportConfig, run_report
+
+    started = time.perf_counter()
+    run = prepare_run_dir(cfg.out, "demo", asdict(cfg), overwrite)
+    out = run.path
+    common = {"seed": cfg.seed, "device": cfg.device}
+    seconds: dict[str, float] = {}
+
+    def stage(name: str, path: Path, work) -> Path:
+        if _finished(path):
+            log(f"demo: {name}: reusing the finished run in {path}")
+            return path
+        log(f"demo: {name} -> {path}")
+        t = time.perf_counter()
+        work(path)
+        seconds[name] = round(time.perf_counter() - t, 1)
+        return path
+
+    data = stage("data", out / "data", lambda p: run_data(_build(DataConfig, {
+        "kind": "robot", "task": cfg.task, "workers": cfg.workers, "seed": cfg.seed, **cfg.data, "out": str(p),
+    }, "data"), overwrite=False))  # fmt: skip
+
+    def train(name: str, path: Path, stage_name: str, settings: dict[str, Any], **extra: Any) -> Path:
+        values = {**settings, **common, **extra, "stage": stage_name, "data": str(data), "out": str(path)}
+        return stage(name, path, lambda p: run_train(_build(TrainConfig, values, name), overwrite=False))
+
+    tokenizer = train("tokenizer", out / "tokenizer", "tokenizer", cfg.tokenizer)
+    world_model = train(
+        "world_model",
+        out / "world_model",
+        "world_model",
+        cfg.world_model,
+        tokenizer=str(tokenizer / "release"),
+    )
+    value_model = train("value_model", out / "value_model", "value_model", cfg.value_model)
+    policy_run = train("policies", out / "policies", "policy", cfg.policies)
+    summary = json.loads((policy_run / RUN_FILE).read_text())["summary"]
+    checkpoints = [summary["checkpoints"][step] for step in sorted(summary["checkpoints"], key=int)]
+
+    inputs = {
+        "policies": checkpoints,
+        "world_model": str(world_model / "release"),
+        "value_model": str(value_model / "release"),
+        "task": cfg.task,
+        **common,
+    }
+    evaluation = stage("evaluate", out / "evaluate", lambda p: run_evaluation(_build(EvaluateConfig, {
+        **cfg.evaluate, **inputs, "workers": cfg.workers, "out": str(p)}, "evaluate")))  # fmt: skip
+    planning = stage("plan", out / "plan", lambda p: run_plan(_build(PlanConfig, {
+        **cfg.plan, **inputs, "workers": cfg.workers, "out": str(p)}, "plan")))  # fmt: skip
+
+    reports = {}
+    t = time.perf_counter()
+    for name, source, target in (
+        ("evaluate", evaluation, out / "report"),
+        ("plan", planning, planning / "report"),
+    ):
+        run_report(ReportConfig(run=str(source), out=str(target)), overwrite=True)
+        reports[name] = str((target / INDEX_FILE).resolve())
+    seconds["report"] = round(time.perf_counter() - t, 1)
+
+    result = {
+        "reports": reports,
+        "stage_seconds": seconds,
+        "wall_time_s": round(time.perf_counter() - started, 1),
+        "checkpoints": checkpoints,
+        "evaluation": str(evaluation / "summary.json"),
+        "planning": str(planning / "summary.json"),
+    }
+    write_json(out / DEMO_FILE, result)
+    run.finish(result)
+    return result
+
+
+__all__ = ["DemoConfig", "run_demo"]
