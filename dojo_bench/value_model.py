@@ -229,7 +229,7 @@ def read_frame_table(root: Path, columns: list[str]):
     return table.sort_values("index").reset_index(drop=True)
 
 
-def _scalar_column(table, name: str) -> np.ndarray:
+def scalar_column(table, name: str) -> np.ndarray:
     values = table[name].to_numpy()
     if len(values) and isinstance(values[0], np.ndarray | list):
         values = np.stack(values)[:, 0]
@@ -260,8 +260,8 @@ class FrameDataset(CachedFrames, Dataset):
         self._frames: np.ndarray | None = None
         table = read_frame_table(self.root, [GT_PROGRESS, GT_SUCCESS])
         self.labels = FrameLabels(
-            progress=np.clip(_scalar_column(table, GT_PROGRESS), 0.0, 1.0),
-            success=_scalar_column(table, GT_SUCCESS),
+            progress=np.clip(scalar_column(table, GT_PROGRESS), 0.0, 1.0),
+            success=scalar_column(table, GT_SUCCESS),
             episode=table["episode_index"].to_numpy().astype(np.int64),
         )
         keep = np.ones(len(table), bool) if episodes is None else np.isin(self.labels.episode, episodes)

@@ -53,6 +53,9 @@ class WmEvalConfig:
     preset: str = "default"
     sampler: dict[str, Any] = field(default_factory=dict)  # SamplerConfig overrides; {} = the release's own
     cache_dir: str | None = None
+    value_model: str | None = (
+        None  # a value-model release: also score imagined vs real frames (needs gt.progress)
+    )
 
     def __post_init__(self) -> None:
         if not self.out:
@@ -148,8 +151,34 @@ def check_dataset(root: Path, env, release: str | Path) -> None:
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def evaluate_dataset(env, root: Path, cfg: WmEvalConfig, progress=None) -> dict[str, Any]:
-    """Roll ``cfg.episodes`` episodes of ``root`` in ``env``; returns {root, episodes, frames, horizons: table}."""
+def value_model_agreement(
+    score, predicted: np.ndarray, real: np.ndarray, truth: np.ndarray
+) -> dict[str, float]:
+    """How the value model reads imagined frames against the real frames of the same steps.
+
+    ``score``: frames (N, H, W, 3) uint8 -> progress (N,); ``predicted``/``real``: (B, K, H, W, 3) uint8;
+    ``truth``: the real frames' ground-truth progress (B, K). Mean absolute errors over every predicted step."""
+    b, k = truth.shape
+
+    def progress(frames: np.ndarray) -> np.ndarray:
+        out = score(frames.reshape(b * k, *frames.shape[2:]))
+        out = out[0] if isinstance(out, tuple) else out
+        out = out.detach().cpu().numpy() if hasattr(out, "detach") else np.asarray(out)
+        return out.astype(np.float64).reshape(b, k)
+
+    on_imagined, on_real = progress(predicted), progress(real)
+    return {
+        "imagined_vs_truth_mae": float(np.abs(on_imagined - truth).mean()),
+        "real_vs_truth_mae": float(np.abs(on_real - truth).mean()),
+        "imagined_vs_real_mae": float(np.abs(on_imagined - on_real).mean()),
+        "truth_mean": float(truth.mean()),
+        "frames": int(b * k),
+    }
+
+
+def evaluate_dataset(env, root: Path, cfg: WmEvalConfig, progress=None, value=None) -> dict[str, Any]:
+    """Roll ``cfg.episodes`` episodes of ``root`` in ``env``; returns {root, episodes, frames, horizons: table},
+    plus ``value_model`` (``value_model_agreement``) when a value model is given."""
     import torch
 
     from world_model.data import ClipDataConfig, ClipDataset
@@ -192,7 +221,21 @@ def evaluate_dataset(env, root: Path, cfg: WmEvalConfig, progress=None) -> dict[
         return torch.from_numpy(np.concatenate(arrays)).movedim(-1, -3)
 
     table = horizon_table(layout(predicted), layout(real), layout(context), cfg.horizons)
-    return {"root": str(root), "episodes": len(bounds), "frames": length, "horizons": table}
+    result = {"root": str(root), "episodes": len(bounds), "frames": length, "horizons": table}
+    if value is not None:
+        from dojo_bench.keys import GT_PROGRESS
+        from dojo_bench.value_model import read_frame_table, scalar_column
+
+        table = read_frame_table(root, [GT_PROGRESS])
+        by_index = dict(
+            zip(table["index"].to_numpy().tolist(), scalar_column(table, GT_PROGRESS), strict=True)
+        )
+        starts = np.array([a for a, _ in bounds])
+        truth = np.vectorize(by_index.get)(starts[:, None] + 1 + np.arange(length)).astype(np.float64)
+        result["value_model"] = value_model_agreement(
+            value.score, np.concatenate(predicted), np.concatenate(real), np.clip(truth, 0.0, 1.0)
+        )
+    return result
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -222,7 +265,11 @@ def run_wm_eval(cfg: WmEvalConfig, overwrite: bool = False, train_config=None) -
 
     device = resolve_device(cfg.device)
     # Check what the user handed in before anything is written to out (a bad input leaves no half-made run).
-    env = roots = None
+    env = roots = value = None
+    if cfg.value_model is not None:
+        from dojo_bench.value_model import load_value_model
+
+        value = load_value_model(cfg.value_model, device)
     if cfg.release is not None:
         env = load_env(cfg.release, device, cfg.sampler, cfg.seed)
         if cfg.data is not None:
@@ -248,7 +295,7 @@ def run_wm_eval(cfg: WmEvalConfig, overwrite: bool = False, train_config=None) -
     with make_progress() as progress:
         for root in roots:
             name = f"{root.parent.name}/{root.name}"
-            results[name] = evaluate_dataset(env, root, cfg, progress)
+            results[name] = evaluate_dataset(env, root, cfg, progress, value)
     seconds = time.perf_counter() - started
 
     summary = {
@@ -292,7 +339,16 @@ def print_table(summary: dict[str, Any]) -> None:
                 f"{m['ssim']:.3f}",
                 f"{m['copy_ssim']:.3f}",
             )
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    for name, result in summary["datasets"].items():
+        if "value_model" in result:
+            v = result["value_model"]
+            console.print(
+                f"{name}: value-model progress MAE vs ground truth on imagined frames {v['imagined_vs_truth_mae']:.3f}, "
+                f"on the real frames of the same steps {v['real_vs_truth_mae']:.3f}; imagined vs real "
+                f"{v['imagined_vs_real_mae']:.3f} ({v['frames']} frames)"
+            )
 
 
 __all__ = ["WmEvalConfig", "run_wm_eval", "print_table", "select_horizons"]

@@ -86,3 +86,47 @@ def test_tiny_bench_writes_figures(tmp_path, capsys):
     assert "imagine" not in result and result["train"]["peak_source"] == "config peak_tflops"
     assert main(["bench", "size=tiny", f"out={tmp_path / 'b3'}", "what=nothing"]) == 2
     assert "unknown what" in capsys.readouterr().err
+
+
+def test_value_model_agreement_by_hand():
+    import numpy as np
+
+    from world_model.evaluate import value_model_agreement
+
+    # A "value model" reading the mean red channel; frames whose red level is the progress we want it to read.
+    def frames(levels):
+        levels = np.asarray(levels, dtype=np.float64)
+        return np.broadcast_to(
+            (levels * 255).astype(np.uint8)[..., None, None, None], (*levels.shape, 2, 2, 3)
+        )
+
+    def score(x):
+        return x[..., 0].reshape(len(x), -1).mean(1) / 255.0
+
+    truth = np.array([[0.2, 0.4], [0.6, 0.8]])
+    imagined = frames([[0.3, 0.4], [0.6, 0.4]])  # off by 0.1 and 0.4 on two of four steps
+    real = frames(truth)
+    result = value_model_agreement(score, imagined, real, truth)
+    assert result["frames"] == 4
+    assert result["imagined_vs_truth_mae"] == pytest.approx(0.125, abs=0.005)
+    assert result["real_vs_truth_mae"] == pytest.approx(0.0, abs=0.005)
+    assert result["imagined_vs_real_mae"] == pytest.approx(0.125, abs=0.005)
+
+
+def test_wm_eval_scores_imagined_frames_with_a_value_model(tiny_eval, tmp_path):
+    from dojo_bench.value_model import ValueModel, ValueModelConfig, save_value_model
+
+    value = save_value_model(
+        tmp_path / "value", ValueModel(ValueModelConfig(channels=[4, 8, 8, 8], hidden_dim=8))
+    )
+    out = tmp_path / "with_value"
+    args = [
+        f"release={tiny_eval / 'model' / 'release'}",
+        f"data={tiny_eval / 'model' / 'data'}",
+        f"value_model={value}",
+    ]
+    assert main(["wm-eval", *args, f"out={out}", "device=cpu", "episodes=2", "sampler.num_steps=2"]) == 0
+    result = json.loads((out / "metrics.json").read_text())["datasets"]["data/validation"]["value_model"]
+    assert result["frames"] > 0
+    for key in ("imagined_vs_truth_mae", "real_vs_truth_mae", "imagined_vs_real_mae"):
+        assert 0 <= result[key] <= 1
