@@ -242,7 +242,28 @@ def agreement(
         result[name] = {"value": _clean(ci.point), "low": _clean(ci.low), "high": _clean(ci.high)}
     ci = bootstrap_ci(calibration_mae, sim, real, n_resamples=bootstrap, confidence=confidence, seed=seed)
     result["calibration_mae"] = {"value": _clean(ci.point), "low": _clean(ci.low), "high": _clean(ci.high)}
+    result["calibration_mae_fitted"] = {"value": _clean(leave_one_out_calibration(
+        [float(s.mean()) for s in sim], [float(r.mean()) for r in real]))}  # fmt: skip
     return result
+
+
+def leave_one_out_calibration(predicted: list[float], real: list[float]) -> float | None:
+    """Calibration MAE after a linear fit on held-out policies: each policy's prediction is mapped through the line
+    fitted on all the others (leave one out), then compared with its real success. None when fewer than 3
+    policies or when the held-out predictions are all equal (the line is undefined)."""
+    from dojo_bench.metrics import calibration_mae_fitted
+
+    if len(predicted) < 3:
+        return None
+    errors = []
+    for i in range(len(predicted)):
+        rest = [j for j in range(len(predicted)) if j != i]
+        try:
+            errors.append(calibration_mae_fitted(
+                [predicted[j] for j in rest], [real[j] for j in rest], [predicted[i]], [real[i]]))  # fmt: skip
+        except ValueError:
+            return None
+    return float(np.mean(errors))
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -298,8 +319,10 @@ def run_evaluation(cfg: EvaluateConfig, overwrite: bool = False, train_config=No
                                     cfg.batch_size, on_batch=recorder.flush, recorder=recorder)  # fmt: skip
         imagined = ImaginedWorld(env, RealWorlds(task).reset, noise_seed=cfg.seed)
         scorer = ValueScorer(value.score, threshold)
+        imagine_started = time.perf_counter()
         ran[IMAGINED] = run_missing(store, loaded, imagined, seeds, max_steps, scorer, cfg.batch_size,
                                     on_batch=recorder.flush, recorder=recorder)  # fmt: skip
+        imagine_seconds = time.perf_counter() - imagine_started
     curves = write_curves(out)
 
     frame = store.read()
@@ -317,6 +340,17 @@ def run_evaluation(cfg: EvaluateConfig, overwrite: bool = False, train_config=No
     block["inputs"] = {"policies": dict(zip(loaded, policies, strict=True)), "world_model": world_model,
                        "value_model": value_model}  # fmt: skip
     block["episodes_run_now"] = ran
+    # The whole closed loop (policy + world model + value model), over the imagined episodes run now.
+    block["closed_loop"] = {
+        "imagined_frames": imagined.frames_stepped,
+        "seconds": round(imagine_seconds, 3),
+        "frames_per_second": round(imagined.frames_stepped / imagine_seconds, 3)
+        if imagined.frames_stepped
+        else None,
+        "batch_size": cfg.batch_size,
+        "device": device,
+        "sampler": asdict(env.sampler.cfg),
+    }
     wall = time.perf_counter() - started
     summary = store.summary(config=asdict(cfg), checkpoint_hashes=hashes, seeds=seeds, wall_time_s=wall)
     summary["agreement"] = block
@@ -358,6 +392,13 @@ def print_table(summary: dict[str, Any]) -> None:
     console.print(
         ", ".join(f"{name} {show(block[name])}" for name in ("pearson", "spearman", "kendall", "mmrv"))
         + f", calibration MAE {show(block['calibration_mae'])} ({level} bootstrap intervals)"
+    )
+    fitted = block.get("calibration_mae_fitted", {}).get("value")
+    loop = block.get("closed_loop", {})
+    console.print(
+        f"calibration MAE after a leave-one-out linear fit: {'n/a' if fitted is None else f'{fitted:.3f}'}; "
+        f"closed loop (policy + world model + value model): {loop.get('frames_per_second')} imagined frames/s "
+        f"at batch {loop.get('batch_size')} on {loop.get('device')}"
     )
 
 

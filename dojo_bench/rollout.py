@@ -335,6 +335,7 @@ class ImaginedWorld:
         self.noise_seed = noise_seed
         self.action_dim = int(env.action_dim)
         self.chunk_multiple = int(env.chunk_size)
+        self.frames_stepped = 0  # imagined frames, every row of every step (a throughput counter)
 
     def reset(self, seeds: Sequence[int]) -> dict[str, np.ndarray]:
         observations = self.initial(seeds)
@@ -343,7 +344,9 @@ class ImaginedWorld:
     def step(
         self, action_chunk: np.ndarray, active: np.ndarray | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        return self.env.step(np.asarray(action_chunk, dtype=np.float32))  # batched: inactive rows step too
+        action_chunk = np.asarray(action_chunk, dtype=np.float32)
+        self.frames_stepped += action_chunk.shape[0] * action_chunk.shape[1]
+        return self.env.step(action_chunk)  # batched: inactive rows step too
 
 
 # ----------------------------------------------------------------------------------------------------------------------

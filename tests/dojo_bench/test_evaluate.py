@@ -44,6 +44,24 @@ def test_tiny_evaluate_writes_summary_and_episodes(tiny_run):
     assert sorted(set(frame["policy"])) == labels and set(frame["seed"]) == {0, 1}
     assert frame.groupby(["policy", "world"]).size().eq(2).all()
     assert json.loads((out / "run.json").read_text())["status"] == "finished"
+    loop = block["closed_loop"]  # policy + world model + value model, the imagined episodes of this run
+    assert loop["imagined_frames"] >= 2 * 2 * 8 and loop["frames_per_second"] > 0
+    assert block["calibration_mae_fitted"] == {"value": None}  # two policies: nothing to hold out
+
+
+def test_leave_one_out_calibration_by_hand():
+    from dojo_bench.evaluate import leave_one_out_calibration
+
+    # Real success is exactly half the prediction: every held-out line is real = pred / 2, no error left.
+    assert leave_one_out_calibration([0.2, 0.4, 0.6, 0.8], [0.1, 0.2, 0.3, 0.4]) == pytest.approx(
+        0.0, abs=1e-12
+    )
+    # Three points, one off the line: holding out (0.5, 0.9) fits real = pred through (0, 0) and (1, 1) -> 0.4;
+    # holding out (0, 0): line through (0.5, 0.9), (1, 1) gives 0.8 at 0 -> 0.8; holding out (1, 1): line through
+    # (0, 0), (0.5, 0.9) gives 1.8 at 1, clipped to 1 -> 0.
+    assert leave_one_out_calibration([0.0, 0.5, 1.0], [0.0, 0.9, 1.0]) == pytest.approx((0.8 + 0.4 + 0.0) / 3)
+    assert leave_one_out_calibration([0.3, 0.3, 0.3], [0.1, 0.5, 0.9]) is None  # a constant prediction
+    assert leave_one_out_calibration([0.1, 0.2], [0.1, 0.2]) is None
 
 
 def test_evaluate_resumes_without_redoing_finished_episodes(tiny_run, capsys):
