@@ -46,6 +46,7 @@ class EvaluateConfig:
     world_model: str | None = None  # a world-model release dir
     value_model: str | None = None  # a value-model release dir
     real_csv: str | None = None  # policy,success_rate; replaces the real rollouts
+    starts: str | None = None  # a LeRobot dataset: seed i starts from its episode i (dojo seeds when None)
     task: str = "pusht_bench"
     seeds: int = 50  # episodes per policy and world, seeds seed .. seed+seeds-1
     seed: int = 0
@@ -194,6 +195,22 @@ def load_inputs(cfg: EvaluateConfig, policies: list[str], world_model: str, valu
     return loaded, env, value
 
 
+def start_observations(cfg: EvaluateConfig, task, env, seeds: list[int]):
+    """Where imagined episodes start: the real env's start states on the same seeds, or (``starts=``) the first
+    frames of a LeRobot dataset's episodes (seed i = episode i)."""
+    from dojo_bench.rollout import RealWorlds
+
+    if cfg.starts is None:
+        return RealWorlds(task).reset
+    from dojo_bench.starts import DatasetStarts, dojo_reset_seeds
+
+    initial = DatasetStarts(cfg.starts, env.image_size)
+    initial.check_seeds(seeds)
+    if cfg.real_csv is None:
+        dojo_reset_seeds(cfg.starts)  # the real dojo must be able to start there too: refuse now, not mid-run
+    return initial
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Agreement
 # ----------------------------------------------------------------------------------------------------------------------
@@ -295,6 +312,7 @@ def run_evaluation(cfg: EvaluateConfig, overwrite: bool = False, train_config=No
         loaded, env, value = load_inputs(cfg, cfg.policies, cfg.world_model, cfg.value_model, device)
         if cfg.real_csv is not None:
             real_rates = read_real_csv(cfg.real_csv, list(loaded))
+        initial = start_observations(cfg, task, env, seeds)
     elif cfg.preset != "tiny" or train_config is None:
         raise UsageError("policies=, world_model= and value_model= are required")
 
@@ -306,6 +324,7 @@ def run_evaluation(cfg: EvaluateConfig, overwrite: bool = False, train_config=No
         loaded, env, value = load_inputs(cfg, policies, world_model, value_model, device)
         if cfg.real_csv is not None:
             real_rates = read_real_csv(cfg.real_csv, list(loaded))
+        initial = start_observations(cfg, task, env, seeds)
 
     store = ResultStore(out)
     hashes = {label: checkpoint_hash(path) for label, path in zip(loaded, policies, strict=True)}
@@ -314,10 +333,14 @@ def run_evaluation(cfg: EvaluateConfig, overwrite: bool = False, train_config=No
     recorder = MediaRecorder(out, media_seeds, value_fn=lambda frames: value.score(frames)[0])
     with RealWorlds(task, workers=cfg.workers) as real:
         if real_rates is None:
+            if cfg.starts is not None:
+                from dojo_bench.starts import DojoStarts
+
+                real = DojoStarts(real, initial)
             world = RenderOnly(real, media_seeds)
             ran[REAL] = run_missing(store, loaded, world, seeds, max_steps, GroundTruthScorer(),
                                     cfg.batch_size, on_batch=recorder.flush, recorder=recorder)  # fmt: skip
-        imagined = ImaginedWorld(env, RealWorlds(task).reset, noise_seed=cfg.seed)
+        imagined = ImaginedWorld(env, initial, noise_seed=cfg.seed)
         scorer = ValueScorer(value.score, threshold)
         imagine_started = time.perf_counter()
         ran[IMAGINED] = run_missing(store, loaded, imagined, seeds, max_steps, scorer, cfg.batch_size,
