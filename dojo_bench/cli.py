@@ -88,6 +88,16 @@ def build(config_class: type, cfg: dict[str, Any]):
     return config_class(**{k: v for k, v in cfg.items() if k in names})
 
 
+def _tiny_inputs_config(config: Any, given: Any):
+    """The tiny ``TrainConfig`` a size=tiny verb builds its own inputs with, when they are not ``given``."""
+    if config.preset != "tiny" or given:
+        return None
+    from dojo_bench.train import TrainConfig
+
+    tiny = compose("train", ["size=tiny", "out=unused", f"seed={config.seed}", f"device={config.device}"])
+    return build(TrainConfig, tiny)
+
+
 # -- verbs -----------------------------------------------------------------------------------------------
 def _verb_data(cfg: dict[str, Any]) -> str:
     from dojo_bench.dojo.generate import run_data
@@ -162,12 +172,7 @@ def _verb_wm_eval(cfg: dict[str, Any]) -> str:
 
     cfg = {**cfg, "sampler": {k: v for k, v in cfg["sampler"].items() if v is not None}}
     config = build(WmEvalConfig, cfg)
-    train_config = None
-    if config.preset == "tiny" and config.release is None:
-        from dojo_bench.train import TrainConfig
-
-        tiny = compose("train", ["size=tiny", "out=unused", f"seed={config.seed}", f"device={config.device}"])
-        train_config = build(TrainConfig, tiny)
+    train_config = _tiny_inputs_config(config, config.release is not None)
     summary = run_wm_eval(config, overwrite=bool(cfg["overwrite"]), train_config=train_config)
     print_table(summary)
     out = Path(config.out).resolve()
@@ -188,12 +193,7 @@ def _verb_evaluate(cfg: dict[str, Any]) -> str:
 
     cfg = {**cfg, "sampler": {k: v for k, v in cfg["sampler"].items() if v is not None}}
     config = build(EvaluateConfig, cfg)
-    train_config = None
-    if config.preset == "tiny" and not (config.policies and config.world_model and config.value_model):
-        from dojo_bench.train import TrainConfig
-
-        tiny = compose("train", ["size=tiny", "out=unused", f"seed={config.seed}", f"device={config.device}"])
-        train_config = build(TrainConfig, tiny)
+    train_config = _tiny_inputs_config(config, config.policies and config.world_model and config.value_model)
     summary = run_evaluation(config, overwrite=bool(cfg["overwrite"]), train_config=train_config)
     print_table(summary)
     out = Path(config.out).resolve()
@@ -205,12 +205,7 @@ def _verb_plan(cfg: dict[str, Any]) -> str:
 
     cfg = {**cfg, "sampler": {k: v for k, v in cfg["sampler"].items() if v is not None}}
     config = build(PlanConfig, cfg)
-    train_config = None
-    if config.preset == "tiny" and not (config.policies and config.world_model and config.value_model):
-        from dojo_bench.train import TrainConfig
-
-        tiny = compose("train", ["size=tiny", "out=unused", f"seed={config.seed}", f"device={config.device}"])
-        train_config = build(TrainConfig, tiny)
+    train_config = _tiny_inputs_config(config, config.policies and config.world_model and config.value_model)
     summary = run_plan(config, overwrite=bool(cfg["overwrite"]), train_config=train_config)
     print_table(summary)
     out = Path(config.out).resolve()
