@@ -89,6 +89,7 @@ class PixelConfig(PreTrainedConfig):
     inference_noise_std: float = 0.0
     num_modes: int = 1
     mode_loss_weight: float = 0.1  # weight of the classifier's cross-entropy (num_modes > 1)
+    random_shift: int = 0  # training only: shift images by up to this many pixels (edge-padded random crop)
 
     input_features: dict[str, PolicyFeature] | None = field(default_factory=_default_inputs)
     output_features: dict[str, PolicyFeature] | None = field(default_factory=_default_outputs)
@@ -119,6 +120,8 @@ class PixelConfig(PreTrainedConfig):
             raise ValueError("channels must name at least one conv layer")
         if self.num_modes < 1:
             raise ValueError(f"num_modes must be >= 1, got {self.num_modes}")
+        if self.random_shift < 0:
+            raise ValueError(f"random_shift must be >= 0, got {self.random_shift}")
 
     def validate_features(self) -> None:
         images = self.image_features
@@ -180,6 +183,19 @@ class PixelEncoder(nn.Module):
         return self.proj(features.flatten(1))
 
 
+def random_shift(image: Tensor, pad: int) -> Tensor:
+    """(B, C, H, W) -> the same shape, each image shifted by up to ``pad`` pixels (edge padding, then a random
+    crop): the policy must read where things are relative to each other, not memorise absolute pixels."""
+    b, _, h, w = image.shape
+    padded = F.pad(image, (pad, pad, pad, pad), mode="replicate")
+    dx, dy = torch.randint(0, 2 * pad + 1, (2, b), device=image.device)
+    rows = (torch.arange(h, device=image.device)[None, :] + dy[:, None])[:, None, :, None]  # (B, 1, H, 1)
+    cols = (torch.arange(w, device=image.device)[None, :] + dx[:, None])[:, None, None, :]  # (B, 1, 1, W)
+    batch = torch.arange(b, device=image.device)[:, None, None, None]
+    channels = torch.arange(image.shape[1], device=image.device)[None, :, None, None]
+    return padded[batch, channels, rows, cols]
+
+
 class PixelPolicy(PreTrainedPolicy):
     """Behaviour-cloning pixel policy; inputs and outputs are normalised (see the module docstring)."""
 
@@ -231,6 +247,8 @@ class PixelPolicy(PreTrainedPolicy):
         image = batch[self.config.image_key]
         if image.dim() == 5:  # (B, 1, 3, H, W) when a loader keeps the n_obs_steps axis
             image = image[:, -1]
+        if self.training and cfg.random_shift > 0:
+            image = random_shift(image, cfg.random_shift)
         state = batch[OBS_STATE]
         if state.dim() == 3:
             state = state[:, -1]

@@ -97,3 +97,18 @@ def test_modes_pick_one_alternative_instead_of_the_mean(tiny, num_modes, near_a_
 def test_num_modes_must_be_positive():
     with pytest.raises(ValueError, match="num_modes"):
         PixelConfig(device="cpu", num_modes=0)
+
+
+def test_random_shift_moves_whole_images_by_at_most_pad():
+    from policies.pixel_policy import random_shift
+
+    torch.manual_seed(0)
+    image = torch.zeros(6, 3, 16, 16)
+    image[:, :, 8, 8] = 1.0  # one bright pixel in the middle
+    shifted = random_shift(image, 2)
+    assert shifted.shape == image.shape
+    for one in shifted:
+        ys, xs = torch.nonzero(one[0], as_tuple=True)
+        assert len(ys) == 1 and abs(int(ys[0]) - 8) <= 2 and abs(int(xs[0]) - 8) <= 2
+        torch.testing.assert_close(one[1:], one[:1].expand(2, -1, -1))  # channels move together
+    assert len({tuple(torch.nonzero(one[0])[0].tolist()) for one in shifted}) > 1  # not all the same shift
