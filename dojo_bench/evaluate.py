@@ -24,6 +24,7 @@ import dataclasses
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -211,6 +212,27 @@ def start_observations(cfg: EvaluateConfig, task, env, seeds: list[int]):
     return initial
 
 
+def open_run(cfg, verb: str, overwrite: bool, train_config, device: str, check: Callable[[dict, Any], Any]):
+    """Load a run's policies, world model and value model and open its out dir, checking the inputs first.
+
+    Given inputs are loaded, and ``check(loaded policies, env)`` run, before ``out`` is written, so bad input leaves
+    no half-made run; size=tiny without inputs builds tiny ones under ``out/inputs`` first. Returns (run dir,
+    (policy paths, world model, value model), (loaded policies, imagined env, value model), check's result)."""
+    paths = (cfg.policies, cfg.world_model, cfg.value_model)
+    tiny_inputs = not all(paths)
+    if not tiny_inputs:
+        models = load_inputs(cfg, *paths, device)
+        checked = check(models[0], models[1])
+    elif cfg.preset != "tiny" or train_config is None:
+        raise UsageError("policies=, world_model= and value_model= are required")
+    run = prepare_run_dir(cfg.out, verb, asdict(cfg), overwrite)
+    if tiny_inputs:
+        paths = build_tiny_inputs(cfg, train_config, run.path / INPUTS_DIR)
+        models = load_inputs(cfg, *paths, device)
+        checked = check(models[0], models[1])
+    return run, paths, models, checked
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Agreement
 # ----------------------------------------------------------------------------------------------------------------------
@@ -305,26 +327,15 @@ def run_evaluation(cfg: EvaluateConfig, overwrite: bool = False, train_config=No
     max_steps = cfg.max_steps or task.horizon
     threshold = cfg.success_threshold or task.success_threshold
     seeds = list(range(cfg.seed, cfg.seed + cfg.seeds))
-    tiny_inputs = not (cfg.policies and cfg.world_model and cfg.value_model)
-    # Check what the user handed in before anything is written to out (a bad input leaves no half-made run).
-    loaded = real_rates = None
-    if not tiny_inputs:
-        loaded, env, value = load_inputs(cfg, cfg.policies, cfg.world_model, cfg.value_model, device)
-        if cfg.real_csv is not None:
-            real_rates = read_real_csv(cfg.real_csv, list(loaded))
-        initial = start_observations(cfg, task, env, seeds)
-    elif cfg.preset != "tiny" or train_config is None:
-        raise UsageError("policies=, world_model= and value_model= are required")
 
-    run = prepare_run_dir(cfg.out, "evaluate", asdict(cfg), overwrite)
+    def check(loaded, env):
+        rates = read_real_csv(cfg.real_csv, list(loaded)) if cfg.real_csv is not None else None
+        return rates, start_observations(cfg, task, env, seeds)
+
+    run, (policies, world_model, value_model), (loaded, env, value), (real_rates, initial) = open_run(
+        cfg, "evaluate", overwrite, train_config, device, check
+    )
     out = run.path
-    policies, world_model, value_model = cfg.policies, cfg.world_model, cfg.value_model
-    if tiny_inputs:
-        policies, world_model, value_model = build_tiny_inputs(cfg, train_config, out / INPUTS_DIR)
-        loaded, env, value = load_inputs(cfg, policies, world_model, value_model, device)
-        if cfg.real_csv is not None:
-            real_rates = read_real_csv(cfg.real_csv, list(loaded))
-        initial = start_observations(cfg, task, env, seeds)
 
     store = ResultStore(out)
     hashes = {label: checkpoint_hash(path) for label, path in zip(loaded, policies, strict=True)}

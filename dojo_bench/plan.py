@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from dojo_bench.errors import UsageError
-from dojo_bench.evaluate import DEVICES, INPUTS_DIR, build_tiny_inputs, load_inputs
-from dojo_bench.run_dir import prepare_run_dir, write_json
+from dojo_bench.evaluate import DEVICES, load_inputs, open_run
+from dojo_bench.run_dir import write_json
 
 SINGLES = "singles"
 SINGLE_PREFIX = "single/"
@@ -233,21 +233,11 @@ def run_plan(cfg: PlanConfig, overwrite: bool = False, train_config=None) -> dic
     device = resolve_device(cfg.device)
     max_steps = cfg.max_steps or task.horizon
     seeds = list(range(cfg.seed, cfg.seed + cfg.seeds))
-    tiny_inputs = not (cfg.policies and cfg.world_model and cfg.value_model)
-    # Check what the user handed in before anything is written to out (a bad input leaves no half-made run).
-    if not tiny_inputs:
-        loaded, env, value = load_inputs(cfg, cfg.policies, cfg.world_model, cfg.value_model, device)
-        sampler = ProposalSampler(list(loaded.values()), cfg.num_proposals, cfg.noise_std)
-    elif cfg.preset != "tiny" or train_config is None:
-        raise UsageError("policies=, world_model= and value_model= are required")
-
-    run = prepare_run_dir(cfg.out, "plan", asdict(cfg), overwrite)
+    run, (policies, world_model, value_model), (loaded, env, value), sampler = open_run(
+        cfg, "plan", overwrite, train_config, device,
+        lambda loaded, env: ProposalSampler(list(loaded.values()), cfg.num_proposals, cfg.noise_std),
+    )  # fmt: skip
     out = run.path
-    policies, world_model, value_model = cfg.policies, cfg.world_model, cfg.value_model
-    if tiny_inputs:
-        policies, world_model, value_model = build_tiny_inputs(cfg, train_config, out / INPUTS_DIR)
-        loaded, env, value = load_inputs(cfg, policies, world_model, value_model, device)
-        sampler = ProposalSampler(list(loaded.values()), cfg.num_proposals, cfg.noise_std)
     chunk = executed_chunk_length(sampler.chunk_size, int(env.chunk_size))
 
     store = ResultStore(out)
