@@ -243,6 +243,18 @@ def planning_settings(summary: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def planning_timing(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The plan run's timing curve, rows of {planner, device, n, batch_size, seconds_per_decision}, sorted by planner,
+    device and N; [] when the run measured none."""
+    block = summary.get("planning") if isinstance(summary.get("planning"), dict) else {}
+    timing = block.get("timing") if isinstance(block.get("timing"), list) else []
+    keys = ("planner", "device", "n", "batch_size", "seconds_per_decision")
+    rows = [
+        {k: t.get(k) for k in keys} for t in timing if isinstance(t, dict) and isinstance(t.get("n"), int)
+    ]
+    return sorted(rows, key=lambda r: (str(r["planner"]), str(r["device"]), r["n"]))
+
+
 def provenance_view(summary: dict[str, Any]) -> dict[str, Any]:
     p = summary.get("provenance") if isinstance(summary.get("provenance"), dict) else {}
     seeds = p.get("seeds")
@@ -433,6 +445,7 @@ def build_report(run: StoredRun) -> tuple[dict[str, Any], dict[str, Any], list[d
         "agreement": agreement,
         "planning": planning,
         "planning_settings": planning_settings(summary) if planning else {},
+        "planning_timing": planning_timing(summary) if planning else [],
         "provenance": provenance_view(summary),
         "pages": {"index": INDEX_FILE, **{r["name"]: r["page"] for r in rows}},
         "policy_details": {p["numbers"]["name"]: p["numbers"] for p in pages},

@@ -95,3 +95,23 @@ def test_index_shows_a_planning_comparison_when_the_run_has_one(eval_run, tmp_pa
     assert main(["report", str(run)]) == 0
     index = (run / "report" / "index.html").read_text()
     assert "Planning comparison" in index and "best_of_n" in index
+
+
+def test_index_shows_the_planning_time_curve(eval_run, tmp_path):
+    from reports.report import planning_timing
+
+    timing = [
+        {"planner": "best_of_n", "n": 4, "batch_size": 2, "device": "cpu", "seconds_per_decision": 0.4},
+        {"planner": "best_of_n", "n": 1, "batch_size": 2, "device": "cpu", "seconds_per_decision": 0.1},
+        {"planner": "oracle", "n": "bad", "device": "cpu"},  # skipped, not an error
+    ]
+    summary = {"planning": {"num_proposals": 4, "timing": timing}}
+    assert [r["n"] for r in planning_timing(summary)] == [1, 4] and planning_timing({}) == []
+
+    run = copy_run(eval_run, tmp_path / "run")
+    stored = json.loads((run / "summary.json").read_text())
+    stored["planning"] = {"best_of_n": {"success_rate": 0.5, "n_episodes": 2}, "timing": timing}
+    (run / "summary.json").write_text(json.dumps(stored))
+    assert main(["report", str(run)]) == 0
+    index = (run / "report" / "index.html").read_text()
+    assert "Planning time per decision against N" in index and ">0.4" in index.replace(" ", "")
