@@ -219,13 +219,12 @@ def _tiny_run_first(verb: str, config: Any, cfg: dict[str, Any]) -> None:
     from dataclasses import asdict
 
     from dojo_bench.evaluate import EvaluateConfig, run_evaluation
-    from dojo_bench.run_dir import RUN_FILE, prepare_run_dir
+    from dojo_bench.run_dir import is_finished, prepare_run_dir
     from dojo_bench.train import TrainConfig
 
     prepare_run_dir(config.out, verb, asdict(config), bool(cfg["overwrite"]))
     run = Path(config.out) / "run"
-    record = run / RUN_FILE
-    if record.is_file() and json.loads(record.read_text()).get("status") == "finished":
+    if is_finished(run):
         return
     seed, device = f"seed={cfg['seed']}", f"device={cfg['device']}"
     evaluate = compose("evaluate", ["size=tiny", f"out={run}", seed, device])

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import math
 import time
 from collections.abc import Callable
@@ -32,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from dojo_bench.errors import DojoError, UsageError
-from dojo_bench.run_dir import RUN_FILE, prepare_run_dir
+from dojo_bench.run_dir import is_finished, prepare_run_dir
 
 DEVICES = ("auto", "cpu", "cuda")
 INPUTS_DIR = "inputs"
@@ -144,11 +143,6 @@ def read_real_csv(path: str | Path, labels: list[str]) -> dict[str, float]:
     return rates
 
 
-def _finished(path: Path) -> bool:
-    record = path / RUN_FILE
-    return record.is_file() and json.loads(record.read_text()).get("status") == "finished"
-
-
 def build_tiny_inputs(cfg: EvaluateConfig, train_config, inputs: Path) -> tuple[list[str], str, str]:
     """size=tiny: one tiny data run, two tiny policies (other seeds and steps), a world model and a value
     model under ``inputs/`` (finished runs are reused on resume). Returns (policies, world model, value model)."""
@@ -158,7 +152,7 @@ def build_tiny_inputs(cfg: EvaluateConfig, train_config, inputs: Path) -> tuple[
 
     def train(name: str, **changes: Any) -> Path:
         path = inputs / name
-        if not _finished(path):
+        if not is_finished(path):
             config = dataclasses.replace(train_config, out=str(path), data=str(data), **changes)
             run_train(config, overwrite=False)
         return path

@@ -87,6 +87,12 @@ def prepare_run_dir(out: str | Path, verb: str, config: dict[str, Any], overwrit
     return RunDir(path, verb, config, resumed=False)
 
 
+def is_finished(path: str | Path) -> bool:
+    """Whether ``path`` holds a finished run (its run.json says so): a stage that can be reused as it is."""
+    record = _read_record(Path(path) / RUN_FILE)
+    return record is not None and record.get("status") == "finished"
+
+
 def _read_record(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None

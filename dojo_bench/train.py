@@ -17,7 +17,6 @@ Layout of ``out=DIR``:
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import signal
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from dojo_bench.errors import DojoError, UsageError
-from dojo_bench.run_dir import RUN_FILE, prepare_run_dir
+from dojo_bench.run_dir import is_finished, prepare_run_dir
 
 # lerobot's dataset tools draw tqdm bars of their own; ours are rich. tqdm reads this when it is imported.
 os.environ.setdefault("TQDM_DISABLE", "1")
@@ -161,7 +160,7 @@ def record_tiny_data(cfg: TrainConfig, path: Path) -> Path:
     from dojo_bench.dojo.generate import run_data
     from dojo_bench.dojo.recording import DataConfig
 
-    if not _finished(path):
+    if not is_finished(path):
         # stage=policy clones one data policy: record only its episodes so the tiny run always has some.
         cloned = (
             {"policy": cfg.policy_episodes} if cfg.stage == "policy" and cfg.policy_episodes != "all" else {}
@@ -169,11 +168,6 @@ def record_tiny_data(cfg: TrainConfig, path: Path) -> Path:
         settings = {"kind": "robot", "episodes": 4, "max_steps": 20, "workers": 1, **cloned, **cfg.tiny_data}
         run_data(DataConfig(**{**settings, "out": str(path), "seed": cfg.seed}), overwrite=path.exists())
     return path
-
-
-def _finished(path: Path) -> bool:
-    record = path / RUN_FILE
-    return record.is_file() and json.loads(record.read_text()).get("status") == "finished"
 
 
 def resolve_accelerator(device: str) -> tuple[str, str]:
@@ -200,7 +194,7 @@ def load_tokenizer(path: str | Path, image_size: int):
 def train_inline_tokenizer(cfg: TrainConfig, out: Path, train: list[str], validation: list[str]) -> Path:
     """stage=world_model without tokenizer=: train one with the same data, size and seed into out/tokenizer."""
     path = out / "tokenizer"
-    if not _finished(path):
+    if not is_finished(path):
         tok_cfg = dataclasses.replace(
             cfg, stage="tokenizer", out=str(path), data=train, validation=validation, tokenizer=None
         )

@@ -83,3 +83,16 @@ def brightness(frames):
 
 def imagined(env=None):
     return ImaginedWorld(env or FakeImaginedEnv(), fake_initial)
+
+
+def interrupt_run(out, parts: int | None = None):
+    """Make the finished run in ``out`` look interrupted: run.json back to "running" and, when ``parts`` is given
+    (the number of result parts the run must hold), its last batch of episodes lost."""
+    import json
+
+    record = json.loads((out / "run.json").read_text())
+    (out / "run.json").write_text(json.dumps({**record, "status": "running"}))
+    if parts is not None:
+        written = sorted((out / "episodes").glob("part-*.parquet"))
+        assert len(written) == parts
+        written[-1].unlink()

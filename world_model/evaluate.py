@@ -18,7 +18,6 @@ Layout of ``out=DIR``: ``run.json``; ``metrics.json`` (per dataset: root, episod
 from __future__ import annotations
 
 import csv
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -29,7 +28,7 @@ import numpy as np
 
 from dojo_bench.errors import DojoError, UsageError
 from dojo_bench.keys import ACTION, OBS_IMAGE, OBS_STATE
-from dojo_bench.run_dir import RUN_FILE, prepare_run_dir, write_json
+from dojo_bench.run_dir import is_finished, prepare_run_dir, write_json
 from world_model.video_metrics import DEFAULT_HORIZONS, horizon_table, select_horizons
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -250,8 +249,7 @@ def train_tiny_model(train_config, out: Path) -> tuple[Path, list[str]]:
     from dojo_bench.train import run_train
 
     path = out / "model"
-    record = path / RUN_FILE
-    if not (record.is_file() and json.loads(record.read_text()).get("status") == "finished"):
+    if not is_finished(path):
         run_train(dataclasses.replace(train_config, out=str(path)), overwrite=False)
     return path / "release", [str(path / "data")]
 

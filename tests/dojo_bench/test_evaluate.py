@@ -6,6 +6,7 @@ import json
 
 import pandas as pd
 import pytest
+from dojo_fakes import interrupt_run
 
 from dojo_bench.cli import main
 
@@ -70,12 +71,7 @@ def test_evaluate_resumes_without_redoing_finished_episodes(tiny_run, capsys):
     assert main(args) == 2  # finished: refused without overwrite=true
     assert "finished" in capsys.readouterr().err
     # Simulate an interruption: the run is unfinished and one batch (one policy, one world, 2 episodes) is lost.
-    record = json.loads((out / "run.json").read_text())
-    record["status"] = "running"
-    (out / "run.json").write_text(json.dumps(record))
-    parts = sorted((out / "episodes").glob("part-*.parquet"))
-    assert len(parts) == 4
-    parts[-1].unlink()
+    interrupt_run(out, parts=4)
     assert main(args) == 0
     ran = json.loads((out / "summary.json").read_text())["agreement"]["episodes_run_now"]
     assert sum(ran.values()) == 2

@@ -7,6 +7,7 @@ import json
 import pandas as pd
 import pytest
 import torch
+from dojo_fakes import interrupt_run
 
 from dojo_bench.cli import main
 
@@ -58,12 +59,7 @@ def test_plan_resumes_without_redoing_finished_episodes(tiny_run, capsys):
     assert main(args) == 2  # finished: refused without overwrite=true
     assert "finished" in capsys.readouterr().err
     # Simulate an interruption: the run is unfinished and its last batch (cem, 2 episodes) is lost.
-    record = json.loads((out / "run.json").read_text())
-    record["status"] = "running"
-    (out / "run.json").write_text(json.dumps(record))
-    parts = sorted((out / "episodes").glob("part-*.parquet"))
-    assert len(parts) == 6
-    parts[-1].unlink()
+    interrupt_run(out, parts=6)
     assert main(args) == 0
     ran = json.loads((out / "summary.json").read_text())["planning"]["episodes_run_now"]
     assert ran == {"singles": 0, "uniform": 0, "best_of_n": 0, "oracle": 0, "cem": 2}
