@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from dojo_bench.errors import UsageError
-from dojo_bench.run_dir import RUN_FILE, prepare_run_dir, write_json
+from dojo_bench.run_dir import RUN_FILE, is_finished, prepare_run_dir, write_json
 
 DEMO_FILE = "demo.json"
 
@@ -54,11 +54,21 @@ class DemoConfig:
             raise UsageError("out=DIR is required: where to write the demo's runs and reports")
         if not isinstance(self.workers, int) or self.workers < 0:
             raise UsageError(f"workers must be an integer >= 0, got {self.workers!r}")
+        from dataclasses import fields
 
+        from dojo_bench.dojo.recording import DataConfig
+        from dojo_bench.evaluate import EvaluateConfig
+        from dojo_bench.plan import PlanConfig
+        from dojo_bench.train import TrainConfig
 
-def _finished(path: Path) -> bool:
-    record = path / RUN_FILE
-    return record.is_file() and json.loads(record.read_text()).get("status") == "finished"
+        stages = {"data": DataConfig, "tokenizer": TrainConfig, "world_model": TrainConfig,
+                  "value_model": TrainConfig, "policies": TrainConfig, "evaluate": EvaluateConfig, "plan": PlanConfig}  # fmt: skip
+        for stage, config_class in stages.items():  # unknown keys are refused before anything is written
+            unknown = sorted(set(getattr(self, stage)) - {f.name for f in fields(config_class)})
+            if unknown:
+                raise UsageError(
+                    f"demo {stage}: unknown key(s) {', '.join(unknown)} (see `dojo-bench demo --help`)"
+                )
 
 
 def _build(config_class: type, settings: dict[str, Any], stage: str):
@@ -84,7 +94,7 @@ def run_demo(cfg: DemoConfig, overwrite: bool = False, log=print) -> dict[str, A
     seconds: dict[str, float] = {}
 
     def stage(name: str, path: Path, work) -> Path:
-        if _finished(path):
+        if is_finished(path):
             log(f"demo: {name}: reusing the finished run in {path}")
             return path
         log(f"demo: {name} -> {path}")

@@ -3,8 +3,9 @@
 import json
 import shutil
 
+from dojo_fakes import interrupt_run
+
 from dojo_bench.cli import main
-from dojo_bench.run_dir import RUN_FILE
 
 
 def test_demo_runs_the_chain_and_resumes(tmp_path, capsys, one_thread):
@@ -25,11 +26,19 @@ def test_demo_runs_the_chain_and_resumes(tmp_path, capsys, one_thread):
     assert "overwrite=true" in capsys.readouterr().err
 
     # Interrupted after the evaluation: the rerun reuses every finished stage and redoes only what is missing.
-    record = json.loads((out / RUN_FILE).read_text())
-    (out / RUN_FILE).write_text(json.dumps({**record, "status": "running"}))
+    interrupt_run(out)
     shutil.rmtree(out / "plan")
     assert main(["demo", "size=tiny", f"out={out}", "device=cpu"]) == 0
     log = capsys.readouterr().out
     assert "policies: reusing the finished run" in log and "evaluate: reusing the finished run" in log
     assert f"plan -> {out / 'plan'}" in log
     assert (out / "plan" / "report" / "index.html").is_file()
+
+
+def test_demo_refuses_bad_settings_before_writing(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "size=tiny", f"out={out}", "workers=-1"]) == 2
+    assert "workers must be an integer >= 0" in capsys.readouterr().err
+    assert main(["demo", "size=tiny", f"out={out}", "+plan.proposals=3"]) == 2
+    assert "demo plan: unknown key(s) proposals" in capsys.readouterr().err
+    assert not out.exists()
