@@ -112,3 +112,8 @@ def test_random_shift_moves_whole_images_by_at_most_pad():
         assert len(ys) == 1 and abs(int(ys[0]) - 8) <= 2 and abs(int(xs[0]) - 8) <= 2
         torch.testing.assert_close(one[1:], one[:1].expand(2, -1, -1))  # channels move together
     assert len({tuple(torch.nonzero(one[0])[0].tolist()) for one in shifted}) > 1  # not all the same shift
+
+
+def test_random_shift_must_not_be_negative():
+    with pytest.raises(ValueError, match="random_shift"):
+        PixelConfig(device="cpu", random_shift=-1)
