@@ -12,6 +12,8 @@
   seed are config keys, so several runs span those too. A plain loop (no Lightning): the policy is lerobot's
   ``PreTrainedPolicy`` and its batches go through its own preprocessor (normalisation), as lerobot's trainer does.
   An interrupted policy run restarts from step 0 (same seed, same result); it keeps no optimiser state.
+  Labels are ``action``, or ``gt.expert_action`` in datasets that have it (DAgger data, dojo_bench/dojo/dagger.py:
+  there ``action`` is what the learner executed and the expert's label is the target).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dojo_bench.errors import DojoError, UsageError
-from dojo_bench.keys import ACTION, DOJO_META_FILE, GT_POLICY, OBS_IMAGE, OBS_STATE
+from dojo_bench.keys import ACTION, DOJO_META_FILE, GT_EXPERT_ACTION, GT_POLICY, OBS_IMAGE, OBS_STATE
 
 if TYPE_CHECKING:
     from dojo_bench.train import TrainConfig
@@ -220,8 +222,9 @@ class BCDataset:
                 root, info, image_size=info["features"][OBS_IMAGE]["shape"][0], require_actions=True
             )
             wanted = _policy_index(root, policy)
+            label = GT_EXPERT_ACTION if GT_EXPERT_ACTION in info["features"] else ACTION
             table = read_frame_table(
-                root, [OBS_STATE, ACTION, GT_POLICY] if wanted is not None else [OBS_STATE, ACTION]
+                root, [OBS_STATE, label, GT_POLICY] if wanted is not None else [OBS_STATE, label]
             )
             episodes = table["episode_index"].to_numpy()
             if wanted is not None:
@@ -238,7 +241,7 @@ class BCDataset:
                 np.load(load_frame_cache(root, info, _episode_table(root), cache_dir), mmap_mode="r")
             )
             states = np.stack(table[OBS_STATE].to_numpy()).astype(np.float32)
-            actions = np.stack(table[ACTION].to_numpy()).astype(np.float32)
+            actions = np.stack(table[label].to_numpy()).astype(np.float32)
             index = table["index"].to_numpy()
             self.states.append(states)
             self.actions.append(actions)

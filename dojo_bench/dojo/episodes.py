@@ -2,7 +2,8 @@
 
 Frame ``t`` shows the state before action ``t``; its ground truth describes that same state. An episode
 records at most ``max_steps + 1`` frames (the last action is recorded but not executed) and, when
-``stop_on_success``, ends on the first frame whose state meets the success threshold.
+``stop_on_success``, ends on the first frame whose state meets the success threshold. A policy that labels
+(``act_labelled``, DAgger's ``LearnerWithExpert``) also records ``gt.expert_action`` per frame.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dojo_bench.dojo.dagger import LearnerWithExpert
 from dojo_bench.dojo.experts import PushExpert
 from dojo_bench.dojo.worlds import PushWorld
-from dojo_bench.keys import ACTION, GT_COVERAGE, GT_SUCCESS, OBS_IMAGE, OBS_STATE
+from dojo_bench.keys import ACTION, GT_COVERAGE, GT_EXPERT_ACTION, GT_SUCCESS, OBS_IMAGE, OBS_STATE
 
 
 @dataclass
@@ -39,7 +41,7 @@ class Episode:
 
 def run_episode(
     world: PushWorld,
-    policy: PushExpert,
+    policy: PushExpert | LearnerWithExpert,
     policy_name: str,
     seed: int,
     max_steps: int,
@@ -58,7 +60,12 @@ def run_episode(
     for t in range(max_steps + 1):
         row = world.observation() if render else {OBS_STATE: np.asarray(world.agent.position, np.float32)}
         row.update(world.ground_truth())
-        action = np.clip(policy.act(world), 0, 512).astype(np.float32)  # gym-pusht's action space
+        if isinstance(policy, LearnerWithExpert):
+            action, label = policy.act_labelled(world, row)
+            row[GT_EXPERT_ACTION] = np.clip(label, 0, 512).astype(np.float32)
+        else:
+            action = policy.act(world)
+        action = np.clip(action, 0, 512).astype(np.float32)  # gym-pusht's action space
         row[ACTION] = action
         for key, value in row.items():
             rows.setdefault(key, []).append(value)

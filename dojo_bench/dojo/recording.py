@@ -8,6 +8,10 @@ Layout of ``out=DIR`` by kind:
 - ``counterfactual``: ``counterfactual/``: groups of episodes sharing a start state, one per variant
   (expert, noisy, random), all of the same length.
 
+``learner=PATH`` (robot kind, ``policy=expert``) records DAgger data instead (dojo_bench/dojo/dagger.py): a
+learned policy's ``pretrained_model`` drives, the expert labels every frame in ``gt.expert_action``; the episodes'
+data policy is ``dagger``.
+
 Parallel and resumable: episodes are cut into shards of consecutive indices; worker processes write each shard
 as its own LeRobot dataset under ``DIR/.work`` and mark it done; finished shards survive an interruption, an
 unfinished one is redone from scratch. When every shard is done they are merged in order with lerobot's
@@ -29,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from dojo_bench.dojo.dagger import DAGGER_POLICY, LearnerWithExpert
 from dojo_bench.dojo.episodes import Episode, run_episode
 from dojo_bench.dojo.experts import POLICIES, make_policy
 from dojo_bench.dojo.tasks import get_task
@@ -37,6 +42,7 @@ from dojo_bench.keys import (
     ACTION,
     DOJO_META_FILE,
     GT_COVERAGE,
+    GT_EXPERT_ACTION,
     GT_GROUP,
     GT_OBJECT_POSE,
     GT_POLICY,
@@ -75,6 +81,8 @@ class DataConfig:
     shard_size: int = 0  # episodes per shard; 0: chosen from episodes and workers
     vcodec: str = "libsvtav1"
     seed: int = 0
+    learner: str | None = None  # DAgger: a pretrained_model folder that drives while the expert labels
+    learner_share: float = 1.0  # DAgger: probability that the learner (not the expert) executes a chunk
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -107,6 +115,26 @@ class DataConfig:
             raise UsageError("counterfactual_length must be at least 2 frames")
         if self.workers < 0 or self.shard_size < 0:
             raise UsageError("workers and shard_size must be >= 0 (0 picks automatically)")
+        if self.learner is not None:
+            self._check_learner()
+
+    def _check_learner(self) -> None:
+        if self.kind != "robot" or self.policy != "expert":
+            raise UsageError(
+                "learner= records DAgger data: it needs kind=robot policy=expert (the expert labels the learner)"
+            )
+        if not 0 <= self.learner_share <= 1:
+            raise UsageError(f"learner_share must be in [0, 1], got {self.learner_share}")
+        self.learner = str(Path(self.learner).expanduser().resolve())
+        learner = load_learner(self.learner)  # one-line DojoError for a missing or corrupt checkpoint
+        if learner.action_dim != 2:
+            raise UsageError(
+                f"learner {self.learner} predicts {learner.action_dim}-D actions; the robot lab takes 2-D targets"
+            )
+
+    def policy_names(self) -> tuple[str, ...]:
+        """Data-policy names of this run; index = value of gt.policy."""
+        return (*POLICY_NAMES, DAGGER_POLICY) if self.learner else POLICY_NAMES
 
     @property
     def horizon(self) -> int:
@@ -194,7 +222,17 @@ def _make_world(config: DataConfig):
     return HumanWorld(task.success_threshold) if config.kind == "human" else RobotLab(task)
 
 
-def produce(config: DataConfig, world, index: int) -> list[tuple[Episode, int]]:
+def load_learner(path: str):
+    """The DAgger learner on the CPU, one torch thread (each data worker runs its own)."""
+    import torch
+
+    from policies.loading import load_policy
+
+    torch.set_num_threads(1)
+    return load_policy(path, device="cpu")
+
+
+def produce(config: DataConfig, world, index: int, learner=None) -> list[tuple[Episode, int]]:
     """The episode(s) for ``index``: (episode, counterfactual group or -1).
 
     For the counterfactual kind, index is a group: one episode per policy from the same start state.
@@ -216,14 +254,19 @@ def produce(config: DataConfig, world, index: int) -> list[tuple[Episode, int]]:
             )
             for k, name in enumerate(POLICY_NAMES)
         ]
+    if learner is not None:
+        policy = LearnerWithExpert(learner, make_policy("expert"), config.learner_share)
+        return [(run_episode(world, policy, DAGGER_POLICY, seed=seed, max_steps=config.horizon), -1)]
     name = episode_policy(config, seed)
     return [(run_episode(world, make_policy(name), name, seed=seed, max_steps=config.horizon), -1)]
 
 
-def _rows(episode: Episode, group: int, features: dict[str, Any]) -> list[dict[str, Any]]:
+def _rows(
+    episode: Episode, group: int, features: dict[str, Any], policy_names: tuple[str, ...]
+) -> list[dict[str, Any]]:
     length = episode.length
     constant = {
-        GT_POLICY: np.array([POLICY_NAMES.index(episode.policy)], dtype=np.int64),
+        GT_POLICY: np.array([policy_names.index(episode.policy)], dtype=np.int64),
         GT_SEED: np.array([episode.seed], dtype=np.int64),
         GT_GROUP: np.array([group], dtype=np.int64),
     }
@@ -236,12 +279,14 @@ def _rows(episode: Episode, group: int, features: dict[str, Any]) -> list[dict[s
     return rows
 
 
-def features_for(kind: str) -> dict[str, dict[str, Any]]:
-    """role -> lerobot features."""
+def features_for(kind: str, dagger: bool = False) -> dict[str, dict[str, Any]]:
+    """role -> lerobot features (``dagger``: robot features plus the expert's label)."""
     if kind == "human":
         return {"main": HUMAN_VIDEO_FEATURES, "actions": HUMAN_ACTION_FEATURES}
     if kind == "counterfactual":
         return {"main": COUNTERFACTUAL_FEATURES}
+    if dagger:
+        return {"main": {**ROBOT_FEATURES, GT_EXPERT_ACTION: _vec("float32", ["x", "y"])}}
     return {"main": ROBOT_FEATURES}
 
 
@@ -291,7 +336,8 @@ def write_shard(config: DataConfig, shard: Shard, work: Path, on_episode=None) -
         shutil.rmtree(root)  # an unfinished shard from an interrupted run: redo it whole
     world = _make_world(config)
     instruction = HUMAN_INSTRUCTION if config.kind == "human" else get_task(config.task).instruction
-    roles = features_for(config.kind)
+    roles = features_for(config.kind, dagger=config.learner is not None)
+    learner = load_learner(config.learner) if config.learner else None
     writers = {
         role: LeRobotDataset.create(
             repo_id=f"dojo/{shard.split}-{shard.number}-{role}",
@@ -307,9 +353,9 @@ def write_shard(config: DataConfig, shard: Shard, work: Path, on_episode=None) -
     }
     records, frames = [], 0
     for index in shard.indices:
-        for episode, group in produce(config, world, index):
+        for episode, group in produce(config, world, index, learner):
             for role, writer in writers.items():
-                for row in _rows(episode, group, roles[role]):
+                for row in _rows(episode, group, roles[role], config.policy_names()):
                     writer.add_frame({**row, "task": instruction})
                 writer.save_episode()
             frames += episode.length
@@ -396,7 +442,7 @@ def merge_split(config: DataConfig, split: Split, shards: list[Shard], work: Pat
                 "role": role,
                 "split": split.name,
                 "task": config.task if config.kind != "human" else None,
-                "policies": list(POLICY_NAMES),
+                "policies": list(config.policy_names()),
                 "config": asdict(config),
                 "episodes": records,
             },
