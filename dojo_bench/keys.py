@@ -14,7 +14,9 @@ GT_PROGRESS = "gt.progress"  # (1,) coverage / success threshold, clipped to [0,
 GT_SUCCESS = "gt.success"  # (1,) coverage >= the task's success threshold
 GT_POLICY = "gt.policy"  # (1,) index of the data policy into meta/dojo.json "policies"
 GT_GROUP = "gt.group"  # (1,) counterfactual group (episodes sharing a start state); -1 elsewhere
-GT_EXPERT_ACTION = "gt.expert_action"  # (2,) DAgger data: the expert's action at this state (action = executed)
+GT_EXPERT_ACTION = (
+    "gt.expert_action"  # (2,) DAgger data: the expert's action at this state (action = executed)
+)
 GT_SEED = "gt.seed"  # (1,) the episode's seed (start state and policy noise derive from it)
 
 DOJO_META_FILE = "meta/dojo.json"  # dojo-bench's own description of a dataset, beside lerobot's meta

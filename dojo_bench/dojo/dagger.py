@@ -62,7 +62,9 @@ class LearnerWithExpert:
             raise ValueError("the learner returned non-finite actions; DAgger cannot record them")
         return list(chunk)
 
-    def act_labelled(self, world: PushWorld, observation: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def act_labelled(
+        self, world: PushWorld, observation: dict[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(executed action, expert label), each (2,) float32 in arena pixels."""
         label = self.expert.act(world)
         if not self.queue and self.expert_left == 0:

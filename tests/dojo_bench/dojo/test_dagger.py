@@ -45,7 +45,9 @@ def world():
 
 def test_the_learner_drives_and_the_expert_labels(world):
     learner = ConstantLearner()
-    episode = run_episode(world, LearnerWithExpert(learner, PushExpert(), 1.0), DAGGER_POLICY, seed=1, max_steps=9)
+    episode = run_episode(
+        world, LearnerWithExpert(learner, PushExpert(), 1.0), DAGGER_POLICY, seed=1, max_steps=9
+    )
     actions, labels = episode.frames[ACTION], episode.frames[GT_EXPERT_ACTION]
     assert np.allclose(actions, [100.0, 120.0])  # every executed action is the learner's
     assert learner.queries == 3  # 10 frames, chunks of 4: queried at frames 0, 4 and 8
@@ -56,7 +58,9 @@ def test_the_learner_drives_and_the_expert_labels(world):
 
 def test_learner_share_zero_is_the_expert_itself(world):
     learner = ConstantLearner()
-    episode = run_episode(world, LearnerWithExpert(learner, PushExpert(), 0.0), DAGGER_POLICY, seed=2, max_steps=8)
+    episode = run_episode(
+        world, LearnerWithExpert(learner, PushExpert(), 0.0), DAGGER_POLICY, seed=2, max_steps=8
+    )
     assert learner.queries == 0
     assert np.array_equal(episode.frames[ACTION], episode.frames[GT_EXPERT_ACTION])
 
@@ -64,7 +68,11 @@ def test_learner_share_zero_is_the_expert_itself(world):
 def test_a_learner_returning_nan_is_refused(world):
     with pytest.raises(ValueError, match="non-finite"):
         run_episode(
-            world, LearnerWithExpert(ConstantLearner((np.nan, 1.0)), PushExpert()), DAGGER_POLICY, seed=0, max_steps=3
+            world,
+            LearnerWithExpert(ConstantLearner((np.nan, 1.0)), PushExpert()),
+            DAGGER_POLICY,
+            seed=0,
+            max_steps=3,
         )
 
 
@@ -89,8 +97,15 @@ def learner_checkpoint(tmp_path, one_thread):
 def test_dagger_run_records_labels_and_the_policy_stage_trains_on_them(tmp_path, learner_checkpoint):
     out = tmp_path / "dagger"
     config = DataConfig(
-        kind="robot", policy="expert", learner=str(learner_checkpoint), out=str(out), episodes=2, max_steps=7,
-        workers=1, validation_fraction=0, seed=5,
+        kind="robot",
+        policy="expert",
+        learner=str(learner_checkpoint),
+        out=str(out),
+        episodes=2,
+        max_steps=7,
+        workers=1,
+        validation_fraction=0,
+        seed=5,
     )
     summary = run_data(config)
     assert set(summary["splits"]["train"]["success"]) == {DAGGER_POLICY}
@@ -99,7 +114,9 @@ def test_dagger_run_records_labels_and_the_policy_stage_trains_on_them(tmp_path,
     table = read_frame_table(out / "train", [ACTION, GT_EXPERT_ACTION, GT_POLICY])
     labels = np.stack(table[GT_EXPERT_ACTION].to_numpy())
     assert not np.allclose(np.stack(table[ACTION].to_numpy()), labels)  # the learner is not the expert
-    assert set(np.stack(table[GT_POLICY].to_numpy()).reshape(-1).tolist()) == {meta["policies"].index(DAGGER_POLICY)}
+    assert set(np.stack(table[GT_POLICY].to_numpy()).reshape(-1).tolist()) == {
+        meta["policies"].index(DAGGER_POLICY)
+    }
 
     dataset = BCDataset([str(out / "train")], DAGGER_POLICY, None, chunk_size=3)
     first = dataset[0]
@@ -112,6 +129,8 @@ def test_learner_needs_the_robot_kind_and_the_expert(tmp_path, learner_checkpoin
     with pytest.raises(UsageError, match="kind=robot policy=expert"):
         DataConfig(kind="robot", policy="mix", out=str(tmp_path), learner=str(learner_checkpoint))
     with pytest.raises(UsageError, match="learner_share"):
-        DataConfig(kind="robot", policy="expert", out=str(tmp_path), learner=str(learner_checkpoint), learner_share=2)
+        DataConfig(
+            kind="robot", policy="expert", out=str(tmp_path), learner=str(learner_checkpoint), learner_share=2
+        )
     with pytest.raises(DojoError, match="no such folder"):
         DataConfig(kind="robot", policy="expert", out=str(tmp_path), learner=str(tmp_path / "missing"))
