@@ -75,6 +75,7 @@ class TrainConfig:
     )
     max_episodes: int | None = None  # stage=policy|value_model: train on the first N chosen episodes only
     save_steps: list[int] | None = None  # stage=policy: also save pretrained_model folders at these steps
+    label_stride: int = 1  # stage=policy, DAgger datasets: train on frames at multiples of this (their chunk)
     compile: str = "auto"  # torch.compile the trained network: auto (CUDA only) | true | false
 
     def __post_init__(self) -> None:
@@ -95,6 +96,8 @@ class TrainConfig:
             not isinstance(self.max_episodes, int) or self.max_episodes < 1
         ):
             raise UsageError(f"max_episodes must be a positive integer or null, got {self.max_episodes!r}")
+        if not isinstance(self.label_stride, int) or self.label_stride < 1:
+            raise UsageError(f"label_stride must be a positive integer, got {self.label_stride!r}")
         if self.save_steps is not None:
             steps = [self.save_steps] if isinstance(self.save_steps, int) else list(self.save_steps)
             if not all(isinstance(s, int) and 1 <= s <= self.max_steps for s in steps):

@@ -13,7 +13,8 @@
   ``PreTrainedPolicy`` and its batches go through its own preprocessor (normalisation), as lerobot's trainer does.
   An interrupted policy run restarts from step 0 (same seed, same result); it keeps no optimiser state.
   Labels are ``action``, or ``gt.expert_action`` in datasets that have it (DAgger data, dojo_bench/dojo/dagger.py:
-  there ``action`` is what the learner executed and the expert's label is the target).
+  there ``action`` is what the learner executed and the expert's label is the target); ``label_stride`` keeps only
+  the frames of such datasets where a look-ahead chunk of labels starts.
 """
 
 from __future__ import annotations
@@ -207,7 +208,13 @@ class BCDataset:
     """
 
     def __init__(
-        self, roots: list[str], policy: str, max_episodes: int | None, chunk_size: int, cache_dir=None
+        self,
+        roots: list[str],
+        policy: str,
+        max_episodes: int | None,
+        chunk_size: int,
+        cache_dir=None,
+        label_stride: int = 1,
     ):
         from dojo_bench.value_model import read_frame_table
         from world_model.data import _episode_table, check_features, load_frame_cache, read_info
@@ -222,7 +229,9 @@ class BCDataset:
                 root, info, image_size=info["features"][OBS_IMAGE]["shape"][0], require_actions=True
             )
             wanted = _policy_index(root, policy)
-            label = GT_EXPERT_ACTION if GT_EXPERT_ACTION in info["features"] else ACTION
+            dagger = GT_EXPERT_ACTION in info["features"]
+            label = GT_EXPERT_ACTION if dagger else ACTION
+            stride = label_stride if dagger else 1
             table = read_frame_table(
                 root, [OBS_STATE, label, GT_POLICY] if wanted is not None else [OBS_STATE, label]
             )
@@ -249,7 +258,7 @@ class BCDataset:
                 rows = np.flatnonzero(episodes == episode)
                 first, end = int(rows.min()), int(rows.max()) + 1
                 self.episodes.append((str(root), int(episode)))
-                for row in range(first, end):
+                for row in range(first, end, stride):
                     self.samples.append((len(self.frames) - 1, int(index[row]), row, end))
             if left == 0:
                 break
@@ -313,7 +322,9 @@ def run_policy_stage(cfg: TrainConfig, run, train_roots, validation_roots, callb
     if cfg.learning_rate:
         settings["optimizer_lr"] = cfg.learning_rate
     chunk_size = int(settings.get("chunk_size", 8))
-    dataset = BCDataset(train_roots, cfg.policy_episodes, cfg.max_episodes, chunk_size, cfg.cache_dir)
+    dataset = BCDataset(
+        train_roots, cfg.policy_episodes, cfg.max_episodes, chunk_size, cfg.cache_dir, cfg.label_stride
+    )
     torch.manual_seed(cfg.seed)
     try:
         policy, preprocessor, postprocessor = make_pixel_policy(dataset.stats(), device=device, **settings)

@@ -4,10 +4,15 @@ Behaviour cloning from expert episodes only sees the states the expert visits; a
 and has never seen how to recover. DAgger (Ross, Gordon and Bagnell, 2011) records the states the *learner*
 visits and labels each with the expert's action there, then trains on the union with the expert data.
 
-``LearnerWithExpert`` runs both at every step. The expert keeps its own plan as if it were acting (it re-plans
-from the current state whenever a primitive ends or stalls, so its label is always a sensible next target from
-where the learner put the agent). Control is decided per chunk: the learner executes its next ``n_action_steps``
-actions with probability ``learner_share``, the expert otherwise (DAgger's beta = 1 - learner_share).
+The labels must be a function of what the learner can see. The expert's own actions are not: it commits to a
+push primitive and follows it for many steps, so two visits to the same state can get different actions. Here the
+expert therefore plans afresh at every chunk boundary: at step ``t = k * chunk`` it looks ahead (simulating its
+next ``chunk`` actions from a fresh plan, then rewinding the physics), and those actions are the labels of steps
+``t .. t + chunk - 1``. A chunk of labels that starts at a boundary is then a deterministic function of the state
+there, which is what a chunking policy predicts (train on those frames with ``label_stride=chunk``).
+
+Control is drawn per chunk: the learner executes its next chunk with probability ``learner_share``, the expert
+its look-ahead otherwise (DAgger's beta = 1 - learner_share; ``learner_share=0`` records the re-planning expert).
 
 ``dojo-bench data kind=robot policy=expert learner=PATH`` records such episodes: ``action`` is what was executed
 (so the dataset is still a faithful record of the world's dynamics) and ``gt.expert_action`` is the label; the
@@ -28,23 +33,38 @@ DAGGER_POLICY = "dagger"  # the data-policy name of these episodes in meta/dojo.
 
 
 class LearnerWithExpert:
-    """Learner acts (per chunk, with probability ``learner_share``), the expert labels every step.
+    """Learner acts (per chunk, with probability ``learner_share``), the re-planning expert labels every step.
 
-    learner: a ``policies.loading.LoadedPolicy`` (anything with ``reset()`` and ``predict_chunk(obs)`` returning
-    (1, chunk, 2) env-unit actions); expert: the labelling ``PushExpert``.
+    learner: a ``policies.loading.LoadedPolicy`` (anything with ``chunk_size``, ``reset()`` and
+    ``predict_chunk(obs)`` returning (1, chunk, 2) env-unit actions); expert: the labelling ``PushExpert``.
     """
 
     def __init__(self, learner: Any, expert: PushExpert, learner_share: float = 1.0) -> None:
         if not 0 <= learner_share <= 1:
             raise ValueError(f"learner_share must be in [0, 1], got {learner_share}")
         self.learner, self.expert, self.learner_share = learner, expert, learner_share
+        self.chunk = int(learner.chunk_size)
 
     def reset(self, world: PushWorld, rng: np.random.Generator) -> None:
         self.expert.reset(world, rng)
         self.learner.reset()
         self.rng = np.random.default_rng(rng.integers(2**32))  # control draws apart from the expert's own
-        self.queue: list[np.ndarray] = []  # the learner's remaining actions of the current chunk
-        self.expert_left = 0  # steps the expert still has in control
+        self.step = 0
+        self.labels: list[np.ndarray] = []  # the expert's look-ahead for the current chunk
+        self.executed: list[np.ndarray] | None = None  # the learner's chunk, or None when the expert acts
+
+    def _look_ahead(self, world: PushWorld) -> list[np.ndarray]:
+        """The expert's next ``chunk`` targets from a fresh plan; the physics is rewound afterwards."""
+        saved = self.expert.plan, world.snapshot()
+        self.expert.plan = None
+        targets = []
+        for _ in range(self.chunk):
+            target = np.clip(self.expert.act(world), 0, 512).astype(np.float32)
+            targets.append(target)
+            world.act(target)
+        world.restore(saved[1])
+        self.expert.plan = None  # the next boundary plans afresh again
+        return targets
 
     def _learner_chunk(self, observation: dict[str, np.ndarray]) -> list[np.ndarray]:
         """The learner's next chunk from one observation: image (96, 96, 3) uint8, state (2,)."""
@@ -66,13 +86,12 @@ class LearnerWithExpert:
         self, world: PushWorld, observation: dict[str, np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray]:
         """(executed action, expert label), each (2,) float32 in arena pixels."""
-        label = self.expert.act(world)
-        if not self.queue and self.expert_left == 0:
-            if self.rng.random() < self.learner_share:
-                self.queue = self._learner_chunk(observation)
-            else:
-                self.expert_left = int(self.learner.chunk_size)
-        if self.queue:
-            return self.queue.pop(0).astype(np.float32), label
-        self.expert_left -= 1
-        return label, label
+        k = self.step % self.chunk
+        if k == 0:
+            self.labels = self._look_ahead(world)
+            learner_acts = self.rng.random() < self.learner_share
+            self.executed = self._learner_chunk(observation) if learner_acts else None
+        self.step += 1
+        label = self.labels[k]
+        action = label if self.executed is None else self.executed[k].astype(np.float32)
+        return action, label

@@ -56,6 +56,17 @@ def test_the_learner_drives_and_the_expert_labels(world):
     assert not np.allclose(labels, actions)
 
 
+def test_the_look_ahead_rewinds_the_world_and_plans_afresh_at_each_chunk(world):
+    dagger = LearnerWithExpert(ConstantLearner(), PushExpert(), 1.0)
+    world.reset(seed=4)
+    dagger.reset(world, np.random.default_rng(4))
+    before = world.snapshot()
+    dagger.act_labelled(world, world.observation())
+    assert world.snapshot() == before  # labelling does not move anything
+    assert dagger.expert.plan is None
+    assert len(dagger.labels) == ConstantLearner.chunk_size
+
+
 def test_learner_share_zero_is_the_expert_itself(world):
     learner = ConstantLearner()
     episode = run_episode(
@@ -121,6 +132,9 @@ def test_dagger_run_records_labels_and_the_policy_stage_trains_on_them(tmp_path,
     dataset = BCDataset([str(out / "train")], DAGGER_POLICY, None, chunk_size=3)
     first = dataset[0]
     assert np.allclose(first[ACTION].numpy(), labels[:3])  # the chunk target is the expert's labels
+    assert len(dataset) == 16  # 2 episodes of 8 frames
+    strided = BCDataset([str(out / "train")], DAGGER_POLICY, None, chunk_size=4, label_stride=4)
+    assert [row for _, _, row, _ in strided.samples] == [0, 4, 8, 12]  # where look-ahead chunks start
 
 
 def test_learner_needs_the_robot_kind_and_the_expert(tmp_path, learner_checkpoint):
