@@ -55,14 +55,14 @@ class LearnerWithExpert:
 
     def _look_ahead(self, world: PushWorld) -> list[np.ndarray]:
         """The expert's next ``chunk`` targets from a fresh plan; the physics is rewound afterwards."""
-        saved = self.expert.plan, world.snapshot()
+        saved = world.snapshot()
         self.expert.plan = None
         targets = []
         for _ in range(self.chunk):
             target = np.clip(self.expert.act(world), 0, 512).astype(np.float32)
             targets.append(target)
             world.act(target)
-        world.restore(saved[1])
+        world.restore(saved)
         self.expert.plan = None  # the next boundary plans afresh again
         return targets
 

@@ -62,7 +62,7 @@ def run_episode(
         row.update(world.ground_truth())
         if isinstance(policy, LearnerWithExpert):
             action, label = policy.act_labelled(world, row)
-            row[GT_EXPERT_ACTION] = np.clip(label, 0, 512).astype(np.float32)
+            row[GT_EXPERT_ACTION] = label  # (2,) float32, already inside the action space
         else:
             action = policy.act(world)
         action = np.clip(action, 0, 512).astype(np.float32)  # gym-pusht's action space

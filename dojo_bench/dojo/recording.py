@@ -125,12 +125,11 @@ class DataConfig:
             )
         if not 0 <= self.learner_share <= 1:
             raise UsageError(f"learner_share must be in [0, 1], got {self.learner_share}")
+        from policies.loading import check_action_dim, load_policy
+
         self.learner = str(Path(self.learner).expanduser().resolve())
-        learner = load_learner(self.learner)  # one-line DojoError for a missing or corrupt checkpoint
-        if learner.action_dim != 2:
-            raise UsageError(
-                f"learner {self.learner} predicts {learner.action_dim}-D actions; the robot lab takes 2-D targets"
-            )
+        # One-line DojoErrors for a missing or corrupt checkpoint, or one made for another action space.
+        check_action_dim(load_policy(self.learner, device="cpu"), 2)  # the robot lab takes 2-D targets
 
     def policy_names(self) -> tuple[str, ...]:
         """Data-policy names of this run; index = value of gt.policy."""
@@ -223,7 +222,7 @@ def _make_world(config: DataConfig):
 
 
 def load_learner(path: str):
-    """The DAgger learner on the CPU, one torch thread (each data worker runs its own)."""
+    """The DAgger learner of a shard writer on the CPU, one torch thread (each data worker runs its own)."""
     import torch
 
     from policies.loading import load_policy

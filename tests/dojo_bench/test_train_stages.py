@@ -83,3 +83,6 @@ def test_policy_stage_bad_input(value_run, tmp_path, capsys):
     assert "save_steps" in capsys.readouterr().err
     assert main([*base, f"out={tmp_path / 'c'}", "max_episodes=0"]) == 2
     assert "max_episodes" in capsys.readouterr().err
+    assert main([*base, f"out={tmp_path / 'd'}", "label_stride=0"]) == 2
+    assert "label_stride must be a positive integer" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()

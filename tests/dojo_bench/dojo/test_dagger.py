@@ -148,3 +148,22 @@ def test_learner_needs_the_robot_kind_and_the_expert(tmp_path, learner_checkpoin
         )
     with pytest.raises(DojoError, match="no such folder"):
         DataConfig(kind="robot", policy="expert", out=str(tmp_path), learner=str(tmp_path / "missing"))
+
+
+def test_a_learner_for_another_action_space_is_refused(tmp_path, one_thread):
+    from lerobot.configs.types import FeatureType, PolicyFeature
+
+    from policies.loading import save_pretrained_model
+    from policies.pixel_policy import make_pixel_policy
+
+    arena = {"min": torch.zeros(3), "max": torch.full((3,), 512.0)}
+    policy, pre, post = make_pixel_policy(
+        {OBS_STATE: {"min": torch.zeros(2), "max": torch.full((2,), 512.0)}, ACTION: arena},
+        device="cpu",
+        channels=(4,),
+        hidden_dim=8,
+        output_features={ACTION: PolicyFeature(type=FeatureType.ACTION, shape=(3,))},
+    )
+    folder = save_pretrained_model(policy, pre, post, tmp_path / "wide" / "pretrained_model")
+    with pytest.raises(DojoError, match="outputs 3-d actions but 2-d actions are expected"):
+        DataConfig(kind="robot", policy="expert", out=str(tmp_path / "out"), learner=str(folder))
