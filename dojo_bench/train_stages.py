@@ -321,6 +321,8 @@ def run_policy_stage(cfg: TrainConfig, run, train_roots, validation_roots, callb
         settings["channels"] = tuple(int(c) for c in settings["channels"])
     if cfg.learning_rate:
         settings["optimizer_lr"] = cfg.learning_rate
+    if settings.get("lr_schedule") == "cosine" and not settings.get("lr_decay_steps"):
+        settings["lr_decay_steps"] = cfg.max_steps  # decay over the whole run unless told otherwise
     chunk_size = int(settings.get("chunk_size", 8))
     dataset = BCDataset(
         train_roots, cfg.policy_episodes, cfg.max_episodes, chunk_size, cfg.cache_dir, cfg.label_stride
@@ -333,6 +335,17 @@ def run_policy_stage(cfg: TrainConfig, run, train_roots, validation_roots, callb
     optimizer = torch.optim.AdamW(
         policy.parameters(), lr=policy.config.optimizer_lr, weight_decay=policy.config.optimizer_weight_decay
     )
+    preset = policy.config.get_scheduler_preset()
+    scheduler = preset.build(optimizer, cfg.max_steps) if preset is not None else None
+    # The weights that are saved: the raw ones, or their exponential moving average (ema_decay > 0).
+    averaged = (
+        torch.optim.swa_utils.AveragedModel(
+            policy, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(policy.config.ema_decay)
+        )
+        if policy.config.ema_decay > 0
+        else None
+    )
+    saved_policy = averaged.module if averaged is not None else policy
     loader = DataLoader(
         dataset,
         batch_size=cfg.batch_size,
@@ -352,19 +365,22 @@ def run_policy_stage(cfg: TrainConfig, run, train_roots, validation_roots, callb
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            if averaged is not None:
+                averaged.update_parameters(policy)
             step += 1
             losses.append(float(loss.detach()))
             if step in save_at:
                 folder = out / CHECKPOINT_DIR / f"step-{step}" / "pretrained_model"
-                policy.eval()
-                save_pretrained_model(policy, preprocessor, postprocessor, folder)
+                save_pretrained_model(saved_policy.eval(), preprocessor, postprocessor, folder)
                 policy.train()
                 saved[step] = str(folder)
             if step >= cfg.max_steps:
                 break
     seconds = time.perf_counter() - started
     release = out / RELEASE_DIR
-    save_pretrained_model(policy.eval(), preprocessor, postprocessor, release)
+    save_pretrained_model(saved_policy.eval(), preprocessor, postprocessor, release)
     provenance = {
         "stage": "policy",
         "steps": step,
@@ -391,7 +407,7 @@ def run_policy_stage(cfg: TrainConfig, run, train_roots, validation_roots, callb
         "policy_config": {
             k: v
             for k, v in asdict(policy.config).items()
-            if k in ("chunk_size", "n_action_steps", "hidden_dim")
+            if k in ("chunk_size", "n_action_steps", "hidden_dim", "encoder", "lr_schedule", "ema_decay")
         },
         "metrics": {"first_loss": round(losses[0], 5), "final_loss": round(float(np.mean(tail)), 5)},
     }

@@ -26,6 +26,7 @@ does it).
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,8 @@ import torch.nn.functional as F  # noqa: N812
 from lerobot.configs.policies import PreTrainedConfig
 from lerobot.configs.types import FeatureType, NormalizationMode, PolicyFeature
 from lerobot.optim.optimizers import AdamWConfig
+from lerobot.optim.schedulers import CosineDecayWithWarmupSchedulerConfig
+from lerobot.policies.diffusion.modeling_diffusion import SpatialSoftmax
 from lerobot.policies.pretrained import PreTrainedPolicy
 from lerobot.processor import (
     AddBatchDimensionProcessorStep,
@@ -52,6 +55,8 @@ from dojo_bench.encoders import make_conv_stack
 from dojo_bench.keys import ACTION, OBS_IMAGE, OBS_STATE
 
 POLICY_TYPE = "dojo_pixel"
+ENCODERS = ("flat", "keypoints")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 def _default_inputs() -> dict[str, PolicyFeature]:
@@ -78,6 +83,13 @@ class PixelConfig(PreTrainedConfig):
         averages the expert's alternatives (walk round the object to the left or to the right) into standing
         still; with K > 1 only the hypothesis nearest the demonstration is trained, a classifier learns which
         one that is, and inference executes the classifier's choice.
+    encoder: "flat" flattens the last feature map into a linear layer; "keypoints" turns it into
+        ``num_keypoints`` expected (x, y) positions with lerobot's ``SpatialSoftmax`` (as Diffusion Policy does),
+        which keeps sub-cell precision about where the object and the agent are.
+    lr_schedule: "constant", or "cosine" (linear warm-up over ``lr_warmup_steps``, then cosine decay to
+        ``optimizer_lr * lr_final_ratio`` at ``lr_decay_steps``; the policy stage sets it to max_steps when 0).
+    ema_decay: 0 trains and saves the raw weights; in (0, 1) the saved weights are an exponential moving
+        average of them (torch's ``AveragedModel``), which smooths the checkpoint-to-checkpoint swing.
     """
 
     n_obs_steps: int = 1
@@ -90,6 +102,8 @@ class PixelConfig(PreTrainedConfig):
     num_modes: int = 1
     mode_loss_weight: float = 0.1  # weight of the classifier's cross-entropy (num_modes > 1)
     random_shift: int = 0  # training only: shift images by up to this many pixels (edge-padded random crop)
+    encoder: str = "flat"
+    num_keypoints: int = 32  # encoder="keypoints" only
 
     input_features: dict[str, PolicyFeature] | None = field(default_factory=_default_inputs)
     output_features: dict[str, PolicyFeature] | None = field(default_factory=_default_outputs)
@@ -103,6 +117,11 @@ class PixelConfig(PreTrainedConfig):
 
     optimizer_lr: float = 1e-3
     optimizer_weight_decay: float = 1e-6
+    lr_schedule: str = "constant"
+    lr_warmup_steps: int = 500
+    lr_decay_steps: int = 0
+    lr_final_ratio: float = 0.01
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -122,6 +141,20 @@ class PixelConfig(PreTrainedConfig):
             raise ValueError(f"num_modes must be >= 1, got {self.num_modes}")
         if self.random_shift < 0:
             raise ValueError(f"random_shift must be >= 0, got {self.random_shift}")
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
+        if self.num_keypoints < 1:
+            raise ValueError(f"num_keypoints must be >= 1, got {self.num_keypoints}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.lr_warmup_steps < 0 or self.lr_decay_steps < 0:
+            raise ValueError(
+                f"lr_warmup_steps and lr_decay_steps must be >= 0, got {self.lr_warmup_steps}, {self.lr_decay_steps}"
+            )
+        if not 0.0 < self.lr_final_ratio <= 1.0:
+            raise ValueError(f"lr_final_ratio must be in (0, 1], got {self.lr_final_ratio}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
     def validate_features(self) -> None:
         images = self.image_features
@@ -158,8 +191,19 @@ class PixelConfig(PreTrainedConfig):
     def get_optimizer_preset(self) -> AdamWConfig:
         return AdamWConfig(lr=self.optimizer_lr, weight_decay=self.optimizer_weight_decay)
 
-    def get_scheduler_preset(self) -> None:
-        return None
+    def get_scheduler_preset(self) -> CosineDecayWithWarmupSchedulerConfig | None:
+        """lerobot's scheduler config for ``lr_schedule`` (None: constant); build it with ``.build(optimizer,
+        num_training_steps)``. Needs ``lr_decay_steps`` > 0 for "cosine"."""
+        if self.lr_schedule == "constant":
+            return None
+        if self.lr_decay_steps < 1:
+            raise ValueError('lr_schedule="cosine" needs lr_decay_steps >= 1')
+        return CosineDecayWithWarmupSchedulerConfig(
+            num_warmup_steps=min(self.lr_warmup_steps, self.lr_decay_steps),
+            num_decay_steps=self.lr_decay_steps,
+            peak_lr=self.optimizer_lr,
+            decay_lr=self.optimizer_lr * self.lr_final_ratio,
+        )
 
 
 # The brief and other packages may use the longer name; lerobot's plugin lookup needs the class to be
@@ -168,18 +212,32 @@ PixelPolicyConfig = PixelConfig
 
 
 class PixelEncoder(nn.Module):
-    """(B, 3, H, W) in [0, 1] -> (B, hidden_dim): stride-2 convs, GroupNorm, SiLU, then a linear layer."""
+    """(B, 3, H, W) in [0, 1] -> (B, hidden_dim): stride-2 convs, GroupNorm, SiLU, then either the flattened
+    feature map (``encoder="flat"``) or ``num_keypoints`` spatial-softmax keypoints (``"keypoints"``) through a
+    linear layer."""
 
-    def __init__(self, image_shape: tuple[int, int, int], channels: tuple[int, ...], hidden_dim: int):
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int],
+        channels: tuple[int, ...],
+        hidden_dim: int,
+        encoder: str = "flat",
+        num_keypoints: int = 32,
+    ):
         super().__init__()
         self.convs = make_conv_stack(image_shape[0], channels)
         with torch.no_grad():
-            flat = self.convs(torch.zeros(1, *image_shape)).numel()
-        self.proj = nn.Linear(flat, hidden_dim)
+            feature_shape = tuple(self.convs(torch.zeros(1, *image_shape)).shape[1:])  # (C, h, w)
+        # keypoints: (B, C, h, w) -> (B, K, 2) expected positions in [-1, 1]
+        self.keypoints = SpatialSoftmax(feature_shape, num_kp=num_keypoints) if encoder == "keypoints" else None
+        width = 2 * num_keypoints if self.keypoints is not None else math.prod(feature_shape)
+        self.proj = nn.Linear(width, hidden_dim)
 
     def forward(self, image: Tensor) -> Tensor:
         # Centre [0, 1] pixels on 0; a fixed map, so the checkpoint needs no image stats.
         features = self.convs(image * 2.0 - 1.0)  # (B, C, h, w)
+        if self.keypoints is not None:
+            features = self.keypoints(features)  # (B, K, 2)
         return self.proj(features.flatten(1))
 
 
@@ -209,7 +267,11 @@ class PixelPolicy(PreTrainedPolicy):
         self.config: PixelConfig = config
         state_dim = config.robot_state_feature.shape[0]
         self.encoder = PixelEncoder(
-            tuple(config.image_features[config.image_key].shape), config.channels, config.hidden_dim
+            tuple(config.image_features[config.image_key].shape),
+            config.channels,
+            config.hidden_dim,
+            config.encoder,
+            config.num_keypoints,
         )
         self.head = nn.Sequential(
             nn.Linear(config.hidden_dim + state_dim, config.hidden_dim),

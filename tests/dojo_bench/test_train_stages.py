@@ -73,6 +73,20 @@ def test_policy_stage_saves_loadable_checkpoints_at_save_steps(value_run, tmp_pa
     )
 
 
+def test_policy_stage_ema_and_cosine_change_the_saved_weights(value_run, tmp_path):
+    """ema_decay > 0 saves the averaged weights, not the raw ones; lr_schedule=cosine decays over max_steps."""
+    from policies.loading import load_policy
+
+    _, value_out = value_run
+    base = ["train", "stage=policy", "size=tiny", "device=cpu", f"data={value_out / 'data'}", "seed=3"]
+    assert main([*base, f"out={tmp_path / 'raw'}"]) == 0
+    assert main([*base, f"out={tmp_path / 'ema'}", "+policy.ema_decay=0.5", "+policy.lr_schedule=cosine"]) == 0
+    config = json.loads((tmp_path / "ema" / "release" / "config.json").read_text())
+    assert config["ema_decay"] == 0.5 and config["lr_schedule"] == "cosine" and config["lr_decay_steps"] == 8
+    raw, ema = (load_policy(tmp_path / name / "release") for name in ("raw", "ema"))
+    assert raw.checkpoint_hash != ema.checkpoint_hash
+
+
 def test_policy_stage_bad_input(value_run, tmp_path, capsys):
     _, value_out = value_run
     base = ["train", "stage=policy", "size=tiny", "device=cpu", f"data={value_out / 'data'}"]
@@ -86,3 +100,5 @@ def test_policy_stage_bad_input(value_run, tmp_path, capsys):
     assert main([*base, f"out={tmp_path / 'd'}", "label_stride=0"]) == 2
     assert "label_stride must be a positive integer" in capsys.readouterr().err
     assert not (tmp_path / "d").exists()
+    assert main([*base, f"out={tmp_path / 'e'}", "+policy.encoder=resnet"]) == 2
+    assert "bad policy settings: encoder must be one of" in capsys.readouterr().err

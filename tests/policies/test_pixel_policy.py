@@ -43,10 +43,10 @@ def test_inference_noise_makes_it_stochastic(tiny):
     torch.testing.assert_close(policy.predict_action_chunk(batch, noise=noise), policy._predict(batch))
 
 
-@pytest.mark.parametrize("loss", ["mse", "l1"])
-def test_a_few_training_steps_lower_the_loss(stats, tiny, loss):
+@pytest.mark.parametrize(("loss", "encoder"), [("mse", "flat"), ("l1", "flat"), ("mse", "keypoints")])
+def test_a_few_training_steps_lower_the_loss(stats, tiny, loss, encoder):
     torch.manual_seed(0)
-    policy, preprocessor, _ = make_pixel_policy(stats, device="cpu", loss=loss, **tiny)
+    policy, preprocessor, _ = make_pixel_policy(stats, device="cpu", loss=loss, encoder=encoder, **tiny)
     policy.train()
     # A tiny synthetic batch in env units, normalised by the policy's own preprocessor: the expert moves
     # from the agent position towards a fixed goal.
@@ -117,3 +117,54 @@ def test_random_shift_moves_whole_images_by_at_most_pad():
 def test_random_shift_must_not_be_negative():
     with pytest.raises(ValueError, match="random_shift"):
         PixelConfig(device="cpu", random_shift=-1)
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"encoder": "resnet"}, "encoder must be one of"),
+        ({"num_keypoints": 0}, "num_keypoints"),
+        ({"lr_schedule": "step"}, "lr_schedule must be one of"),
+        ({"lr_decay_steps": -1}, "lr_decay_steps"),
+        ({"lr_final_ratio": 0.0}, "lr_final_ratio"),
+        ({"ema_decay": 1.0}, "ema_decay"),
+    ],
+)
+def test_encoder_schedule_and_ema_settings_are_checked(setting, message):
+    with pytest.raises(ValueError, match=message):
+        PixelConfig(device="cpu", **setting)
+
+
+def test_keypoint_encoder_reads_positions(tiny):
+    """encoder="keypoints": features are num_keypoints (x, y) positions, so moving a bright square moves them."""
+    torch.manual_seed(0)
+    policy = PixelPolicy(PixelConfig(device="cpu", encoder="keypoints", num_keypoints=5, **tiny))
+    encoder = policy.encoder
+    assert encoder.proj.in_features == 10
+    left, right = torch.zeros(1, 3, 96, 96), torch.zeros(1, 3, 96, 96)
+    left[..., 40:56, 8:24], right[..., 40:56, 72:88] = 1.0, 1.0
+    with torch.no_grad():
+        points = [encoder.keypoints(encoder.convs(image * 2 - 1)) for image in (left, right)]  # (1, 5, 2) each
+    assert points[0].shape == (1, 5, 2) and points[0].abs().max() <= 1.0
+    assert (points[1][..., 0] - points[0][..., 0]).mean() > 0.05  # x moved right on average
+
+
+def test_cosine_schedule_warms_up_then_decays_to_the_final_ratio():
+    constant = PixelConfig(device="cpu")
+    assert constant.get_scheduler_preset() is None
+    with pytest.raises(ValueError, match="lr_decay_steps"):
+        PixelConfig(device="cpu", lr_schedule="cosine").get_scheduler_preset()
+    config = PixelConfig(
+        device="cpu", lr_schedule="cosine", lr_warmup_steps=10, lr_decay_steps=100, lr_final_ratio=0.1
+    )
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=config.optimizer_lr)
+    scheduler = config.get_scheduler_preset().build(optimizer, 100)
+    rates = []
+    for _ in range(120):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates[0] < 0.2 * config.optimizer_lr  # warming up
+    assert 0.95 * config.optimizer_lr < max(rates) <= config.optimizer_lr
+    assert rates[60] < rates[30] < rates[11]  # decaying
+    assert rates[-1] == pytest.approx(0.1 * config.optimizer_lr, rel=1e-6)  # held at the floor
