@@ -229,7 +229,9 @@ class PixelEncoder(nn.Module):
         with torch.no_grad():
             feature_shape = tuple(self.convs(torch.zeros(1, *image_shape)).shape[1:])  # (C, h, w)
         # keypoints: (B, C, h, w) -> (B, K, 2) expected positions in [-1, 1]
-        self.keypoints = SpatialSoftmax(feature_shape, num_kp=num_keypoints) if encoder == "keypoints" else None
+        self.keypoints = (
+            SpatialSoftmax(feature_shape, num_kp=num_keypoints) if encoder == "keypoints" else None
+        )
         width = 2 * num_keypoints if self.keypoints is not None else math.prod(feature_shape)
         self.proj = nn.Linear(width, hidden_dim)
 

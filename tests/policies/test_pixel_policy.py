@@ -144,7 +144,9 @@ def test_keypoint_encoder_reads_positions(tiny):
     left, right = torch.zeros(1, 3, 96, 96), torch.zeros(1, 3, 96, 96)
     left[..., 40:56, 8:24], right[..., 40:56, 72:88] = 1.0, 1.0
     with torch.no_grad():
-        points = [encoder.keypoints(encoder.convs(image * 2 - 1)) for image in (left, right)]  # (1, 5, 2) each
+        points = [
+            encoder.keypoints(encoder.convs(image * 2 - 1)) for image in (left, right)
+        ]  # (1, 5, 2) each
     assert points[0].shape == (1, 5, 2) and points[0].abs().max() <= 1.0
     assert (points[1][..., 0] - points[0][..., 0]).mean() > 0.05  # x moved right on average
 
