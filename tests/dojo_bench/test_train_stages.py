@@ -81,7 +81,7 @@ def test_policy_stage_ema_and_cosine_change_the_saved_weights(value_run, tmp_pat
     base = ["train", "stage=policy", "size=tiny", "device=cpu", f"data={value_out / 'data'}", "seed=3"]
     assert main([*base, f"out={tmp_path / 'raw'}"]) == 0
     assert (
-        main([*base, f"out={tmp_path / 'ema'}", "+policy.ema_decay=0.5", "+policy.lr_schedule=cosine"]) == 0
+        main([*base, f"out={tmp_path / 'ema'}", "policy.ema_decay=0.5", "policy.lr_schedule=cosine"]) == 0
     )
     config = json.loads((tmp_path / "ema" / "release" / "config.json").read_text())
     assert config["ema_decay"] == 0.5 and config["lr_schedule"] == "cosine" and config["lr_decay_steps"] == 8
@@ -102,5 +102,5 @@ def test_policy_stage_bad_input(value_run, tmp_path, capsys):
     assert main([*base, f"out={tmp_path / 'd'}", "label_stride=0"]) == 2
     assert "label_stride must be a positive integer" in capsys.readouterr().err
     assert not (tmp_path / "d").exists()
-    assert main([*base, f"out={tmp_path / 'e'}", "+policy.encoder=resnet"]) == 2
+    assert main([*base, f"out={tmp_path / 'e'}", "policy.encoder=resnet"]) == 2
     assert "bad policy settings: encoder must be one of" in capsys.readouterr().err
