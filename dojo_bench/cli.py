@@ -31,6 +31,7 @@ verbs:
   plan      best-of-N planning in imagination     (policies=[DIR,...] world_model=DIR value_model=DIR out=DIR num_proposals=N)
   report    HTML report of a run (offline)        (RUN_DIR [out=DIR]; writes index.html, policy pages, report.json)
   compare   two runs for CI, gate on regressions  (BASE_RUN NEW_RUN [out=DIR max_drop=0.1 metric=real|predicted])
+  zoo       rebuild the reference zoo (hours)     (out=DIR; `dojo-bench zoo list` prints the shipped zoo)
 
 every verb takes size=tiny|default, seed=N, device=auto|cpu|cuda; writing verbs take out=DIR, overwrite=true.
 `dojo-bench <verb> --help` lists a verb's keys and defaults."""
@@ -40,6 +41,7 @@ POSITIONAL_KEY: dict[str, str | tuple[str, ...]] = {
     "inspect": "path",
     "report": "run",
     "compare": ("base", "new"),
+    "zoo": "action",
 }
 
 
@@ -269,6 +271,27 @@ def _verb_compare(cfg: dict[str, Any]) -> str:
     return f"regression gate passed: {files['html']}, {files['md']}, {files['json']}"
 
 
+def _verb_zoo(cfg: dict[str, Any]) -> str:
+    if cfg["action"] == "list":
+        from policies.zoo import print_manifest, shipped_zoo
+
+        zoo = shipped_zoo()
+        print_manifest(zoo.manifest)
+        return f"{len(zoo.manifest['checkpoints'])} shipped checkpoints in {zoo.root}"
+    if cfg["action"] != "build":
+        raise UsageError(f"unknown zoo action {cfg['action']!r}; choose build or list")
+    from dojo_bench.zoo import ZooConfig, run_zoo
+
+    config = build(ZooConfig, {**cfg, "out": cfg["out"] or ""})
+    command = "dojo-bench zoo " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["zoo"] else "dojo-bench zoo"
+    manifest = run_zoo(config, overwrite=bool(cfg["overwrite"]), command=command)
+    from policies.zoo import print_manifest
+
+    print_manifest(manifest)
+    target = Path(config.out).resolve() / "zoo"
+    return f"built a zoo of {len(manifest['checkpoints'])} checkpoints in {target} (ship it: copy to policies/zoo/)"
+
+
 VERBS: dict[str, Callable[[dict[str, Any]], str]] = {
     "data": _verb_data,
     "inspect": _verb_inspect,
@@ -280,6 +303,7 @@ VERBS: dict[str, Callable[[dict[str, Any]], str]] = {
     "plan": _verb_plan,
     "report": _verb_report,
     "compare": _verb_compare,
+    "zoo": _verb_zoo,
 }
 
 

@@ -12,7 +12,8 @@ next ``chunk`` actions from a fresh plan, then rewinding the physics), and those
 there, which is what a chunking policy predicts (train on those frames with ``label_stride=chunk``).
 
 Control is drawn per chunk: the learner executes its next chunk with probability ``learner_share``, the expert
-its look-ahead otherwise (DAgger's beta = 1 - learner_share; ``learner_share=0`` records the re-planning expert).
+its look-ahead otherwise (DAgger's beta = 1 - learner_share). With no learner at all (``learner=None`` and a
+``chunk``) the re-planning expert alone acts: ``dojo-bench data kind=robot policy=expert label_chunk=8``.
 
 ``dojo-bench data kind=robot policy=expert learner=PATH`` records such episodes: ``action`` is what was executed
 (so the dataset is still a faithful record of the world's dynamics) and ``gt.expert_action`` is the label; the
@@ -36,18 +37,24 @@ class LearnerWithExpert:
     """Learner acts (per chunk, with probability ``learner_share``), the re-planning expert labels every step.
 
     learner: a ``policies.loading.LoadedPolicy`` (anything with ``chunk_size``, ``reset()`` and
-    ``predict_chunk(obs)`` returning (1, chunk, 2) env-unit actions); expert: the labelling ``PushExpert``.
+    ``predict_chunk(obs)`` returning (1, chunk, 2) env-unit actions), or None for the re-planning expert alone
+    (then ``chunk`` sets the look-ahead length and ``learner_share`` must be 0); expert: the labelling ``PushExpert``.
     """
 
-    def __init__(self, learner: Any, expert: PushExpert, learner_share: float = 1.0) -> None:
+    def __init__(
+        self, learner: Any, expert: PushExpert, learner_share: float = 1.0, chunk: int | None = None
+    ) -> None:
         if not 0 <= learner_share <= 1:
             raise ValueError(f"learner_share must be in [0, 1], got {learner_share}")
+        if learner is None and (chunk is None or learner_share != 0):
+            raise ValueError("without a learner, give the look-ahead chunk and learner_share=0")
         self.learner, self.expert, self.learner_share = learner, expert, learner_share
-        self.chunk = int(learner.chunk_size)
+        self.chunk = int(learner.chunk_size if learner is not None else chunk)
 
     def reset(self, world: PushWorld, rng: np.random.Generator) -> None:
         self.expert.reset(world, rng)
-        self.learner.reset()
+        if self.learner is not None:
+            self.learner.reset()
         self.rng = np.random.default_rng(rng.integers(2**32))  # control draws apart from the expert's own
         self.step = 0
         self.labels: list[np.ndarray] = []  # the expert's look-ahead for the current chunk

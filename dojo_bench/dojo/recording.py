@@ -83,6 +83,8 @@ class DataConfig:
     seed: int = 0
     learner: str | None = None  # DAgger: a pretrained_model folder that drives while the expert labels
     learner_share: float = 1.0  # DAgger: probability that the learner (not the expert) executes a chunk
+    label_chunk: int | None = None  # the re-planning expert alone (no learner): look-ahead labels per chunk
+
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -117,6 +119,8 @@ class DataConfig:
             raise UsageError("workers and shard_size must be >= 0 (0 picks automatically)")
         if self.learner is not None:
             self._check_learner()
+        if self.label_chunk is not None:
+            self._check_label_chunk()
 
     def _check_learner(self) -> None:
         if self.kind != "robot" or self.policy != "expert":
@@ -131,9 +135,22 @@ class DataConfig:
         # One-line DojoErrors for a missing or corrupt checkpoint, or one made for another action space.
         check_action_dim(load_policy(self.learner, device="cpu"), 2)  # the robot lab takes 2-D targets
 
+    def _check_label_chunk(self) -> None:
+        if self.learner is not None:
+            raise UsageError("label_chunk= is for the re-planning expert alone; with learner= the learner's chunk is used")
+        if self.kind != "robot" or self.policy != "expert":
+            raise UsageError("label_chunk= records the re-planning expert: it needs kind=robot policy=expert")
+        if not isinstance(self.label_chunk, int) or isinstance(self.label_chunk, bool) or self.label_chunk <= 0:
+            raise UsageError(f"label_chunk must be a positive integer (the policies' chunk, e.g. 8), got {self.label_chunk!r}")
+
+    @property
+    def dagger(self) -> bool:
+        """Whether episodes carry look-ahead labels (gt.expert_action): a learner, or the re-planning expert."""
+        return self.learner is not None or self.label_chunk is not None
+
     def policy_names(self) -> tuple[str, ...]:
         """Data-policy names of this run; index = value of gt.policy."""
-        return (*POLICY_NAMES, DAGGER_POLICY) if self.learner else POLICY_NAMES
+        return (*POLICY_NAMES, DAGGER_POLICY) if self.dagger else POLICY_NAMES
 
     @property
     def horizon(self) -> int:
@@ -253,8 +270,9 @@ def produce(config: DataConfig, world, index: int, learner=None) -> list[tuple[E
             )
             for k, name in enumerate(POLICY_NAMES)
         ]
-    if learner is not None:
-        policy = LearnerWithExpert(learner, make_policy("expert"), config.learner_share)
+    if config.dagger:
+        share = config.learner_share if learner is not None else 0.0
+        policy = LearnerWithExpert(learner, make_policy("expert"), share, chunk=config.label_chunk)
         return [(run_episode(world, policy, DAGGER_POLICY, seed=seed, max_steps=config.horizon), -1)]
     name = episode_policy(config, seed)
     return [(run_episode(world, make_policy(name), name, seed=seed, max_steps=config.horizon), -1)]
@@ -335,7 +353,7 @@ def write_shard(config: DataConfig, shard: Shard, work: Path, on_episode=None) -
         shutil.rmtree(root)  # an unfinished shard from an interrupted run: redo it whole
     world = _make_world(config)
     instruction = HUMAN_INSTRUCTION if config.kind == "human" else get_task(config.task).instruction
-    roles = features_for(config.kind, dagger=config.learner is not None)
+    roles = features_for(config.kind, dagger=config.dagger)
     learner = load_learner(config.learner) if config.learner else None
     writers = {
         role: LeRobotDataset.create(
