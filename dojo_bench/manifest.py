@@ -37,7 +37,9 @@ def read_manifest(root: Path, what: str) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError as error:
-        raise DojoError(f"the shipped {what} manifest {path} is not valid JSON ({error.msg}); reinstall dojo-bench") from None
+        raise DojoError(
+            f"the shipped {what} manifest {path} is not valid JSON ({error.msg}); reinstall dojo-bench"
+        ) from None
     if not isinstance(manifest, dict):
         raise DojoError(f"the shipped {what} manifest {path} is not a JSON object; reinstall dojo-bench")
     return manifest
@@ -50,7 +52,9 @@ def verify_entry(folder: Path, files: dict[str, str], what: str) -> Path:
         if not path.is_file():
             raise DojoError(f"the shipped {what} file {path} is missing (reinstall dojo-bench)")
         if sha256_of_file(path) != expected:
-            raise DojoError(f"the shipped {what} file {path} does not match its manifest hash (damaged; reinstall dojo-bench)")
+            raise DojoError(
+                f"the shipped {what} file {path} does not match its manifest hash (damaged; reinstall dojo-bench)"
+            )
     return folder
 
 

@@ -51,7 +51,9 @@ class ZooConfig:
     expert_data: dict[str, Any] = field(default_factory=dict)  # DataConfig settings of data/expert
     dagger_data: dict[str, Any] = field(default_factory=dict)  # DataConfig settings of each data/dagger{i}
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig settings shared by every round
-    rounds: list[dict[str, Any]] = field(default_factory=list)  # per round: TrainConfig settings + learner_step
+    rounds: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # per round: TrainConfig settings + learner_step
     real_seeds: int = 100  # real episodes per checkpoint: dojo seeds 0 .. real_seeds-1
     batch_size: int = 25  # real episodes rolled out together
     real_max_steps: int | None = None  # None: the task's horizon (a cap for tiny runs)
@@ -71,10 +73,18 @@ class ZooConfig:
         get_task(self.task)
         for key in ("workers", "real_seeds", "batch_size", "count", "min_runs"):
             value = getattr(self, key)
-            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "workers" else 1):
+            if (
+                not isinstance(value, int)
+                or isinstance(value, bool)
+                or value < (0 if key == "workers" else 1)
+            ):
                 raise UsageError(f"{key} must be an integer >= {0 if key == 'workers' else 1}, got {value!r}")
-        if self.real_max_steps is not None and (not isinstance(self.real_max_steps, int) or self.real_max_steps < 1):
-            raise UsageError(f"real_max_steps must be a positive integer or null, got {self.real_max_steps!r}")
+        if self.real_max_steps is not None and (
+            not isinstance(self.real_max_steps, int) or self.real_max_steps < 1
+        ):
+            raise UsageError(
+                f"real_max_steps must be a positive integer or null, got {self.real_max_steps!r}"
+            )
         if not 0 <= self.low < self.high <= 1:
             raise UsageError(f"need 0 <= low < high <= 1, got low={self.low} high={self.high}")
         if not 0 <= self.min_gap < 1 or not 0 <= self.max_fp16_change < 1:
@@ -92,7 +102,9 @@ class ZooConfig:
         for stage, settings, allowed in checks:  # unknown keys are refused before anything is written
             unknown = sorted(set(settings) - allowed)
             if unknown:
-                raise UsageError(f"zoo {stage}: unknown key(s) {', '.join(unknown)} (see `dojo-bench zoo --help`)")
+                raise UsageError(
+                    f"zoo {stage}: unknown key(s) {', '.join(unknown)} (see `dojo-bench zoo --help`)"
+                )
 
     @property
     def chunk_size(self) -> int:
@@ -208,7 +220,9 @@ def run_zoo(cfg: ZooConfig, overwrite: bool = False, log=print, command: str = "
             assert previous is not None
             step = str(learner_step) if learner_step is not None else max(previous, key=int)
             if step not in previous:
-                raise UsageError(f"zoo rounds[{i}]: learner_step={learner_step} is not a saved step of round {i - 1}")
+                raise UsageError(
+                    f"zoo rounds[{i}]: learner_step={learner_step} is not a saved step of round {i - 1}"
+                )
             datasets.append(record(f"dagger{i}", cfg.dagger_data, learner=previous[step],
                                    seed=cfg.seed + 1000 * i))  # fmt: skip
         name = f"round{i}"
@@ -240,7 +254,9 @@ def run_zoo(cfg: ZooConfig, overwrite: bool = False, log=print, command: str = "
     return manifest
 
 
-def measure_real(cfg: ZooConfig, checkpoints: dict[str, str], real_dir: Path, log) -> dict[str, dict[str, Any]]:
+def measure_real(
+    cfg: ZooConfig, checkpoints: dict[str, str], real_dir: Path, log
+) -> dict[str, dict[str, Any]]:
     """Real success of every checkpoint on dojo seeds 0 .. real_seeds-1; finished episodes are never redone."""
     from dojo_bench.dojo.tasks import get_task
     from dojo_bench.results import ResultStore, run_missing

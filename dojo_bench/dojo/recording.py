@@ -85,7 +85,6 @@ class DataConfig:
     learner_share: float = 1.0  # DAgger: probability that the learner (not the expert) executes a chunk
     label_chunk: int | None = None  # the re-planning expert alone (no learner): look-ahead labels per chunk
 
-
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise UsageError(f"unknown kind={self.kind!r}; choose one of {', '.join(KINDS)}")
@@ -137,11 +136,19 @@ class DataConfig:
 
     def _check_label_chunk(self) -> None:
         if self.learner is not None:
-            raise UsageError("label_chunk= is for the re-planning expert alone; with learner= the learner's chunk is used")
+            raise UsageError(
+                "label_chunk= is for the re-planning expert alone; with learner= the learner's chunk is used"
+            )
         if self.kind != "robot" or self.policy != "expert":
             raise UsageError("label_chunk= records the re-planning expert: it needs kind=robot policy=expert")
-        if not isinstance(self.label_chunk, int) or isinstance(self.label_chunk, bool) or self.label_chunk <= 0:
-            raise UsageError(f"label_chunk must be a positive integer (the policies' chunk, e.g. 8), got {self.label_chunk!r}")
+        if (
+            not isinstance(self.label_chunk, int)
+            or isinstance(self.label_chunk, bool)
+            or self.label_chunk <= 0
+        ):
+            raise UsageError(
+                f"label_chunk must be a positive integer (the policies' chunk, e.g. 8), got {self.label_chunk!r}"
+            )
 
     @property
     def dagger(self) -> bool:
@@ -337,6 +344,9 @@ def _silence_encoders() -> None:
     import datasets
 
     av.logging.set_level(av.logging.ERROR)
+    # lerobot hands logging back to ffmpeg's own stderr printer after every video it encodes
+    # (datasets/video_utils.py), which then prints a "moving the moov atom" line per episode: keep PyAV's.
+    av.logging.restore_default_callback = lambda: None
 
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()

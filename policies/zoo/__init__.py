@@ -33,7 +33,9 @@ class ShippedZoo:
         wanted = self.names if names is None else names
         unknown = [n for n in wanted if n not in entries]
         if unknown:
-            raise DojoError(f"no shipped zoo checkpoint named {', '.join(unknown)}; see `dojo-bench zoo list`")
+            raise DojoError(
+                f"no shipped zoo checkpoint named {', '.join(unknown)}; see `dojo-bench zoo list`"
+            )
         return [str(verify_entry(self.root / n, entries[n]["files"], "zoo")) for n in wanted]
 
     def real_success(self) -> dict[str, float]:
@@ -51,25 +53,32 @@ def shipped_zoo(root: str | Path | None = None) -> ShippedZoo:
     manifest = read_manifest(root, "zoo")
     checkpoints = manifest.get("checkpoints")
     if not isinstance(checkpoints, list) or not checkpoints:
-        raise DojoError(f"the shipped zoo manifest {root / 'manifest.json'} lists no checkpoints; reinstall dojo-bench")
+        raise DojoError(
+            f"the shipped zoo manifest {root / 'manifest.json'} lists no checkpoints; reinstall dojo-bench"
+        )
     return ShippedZoo(root, manifest)
 
 
 def print_manifest(manifest: dict[str, Any]) -> None:
-    """The manifest as a table: name, how it was made, real success (fp32 and fp16) with intervals."""
+    """The manifest as a table: name, how it was made, real success (fp32 and fp16) with Wilson intervals."""
     from rich.console import Console
     from rich.table import Table
 
     def show(r: dict[str, Any] | None) -> str:
-        return "-" if r is None else f"{r['rate']:.0%} ({r['low']:.1%}-{r['high']:.1%}, n={r['n']})"
+        return "-" if r is None else f"{r['rate']:.0%} [{r['low']:.0%}-{r['high']:.0%}]"
 
-    table = Table(title=f"reference zoo ({manifest.get('task', '?')})")
-    for column in ("checkpoint", "run", "step", "data", "stored", "real success fp32", "real success fp16"):
-        table.add_column(column)
-    for entry in manifest["checkpoints"]:
-        made, real = entry["made"], entry["real"]
-        table.add_row(entry["name"], made["run"], str(made["step"]), "+".join(made["data"]),
-                      entry["dtype"], show(real.get("fp32")), show(real.get("fp16")))  # fmt: skip
+    entries = manifest["checkpoints"]
+    seeds = entries[0]["real"].get("seeds", "?") if entries else "?"
+    table = Table(
+        title=f"reference zoo: real success on {manifest.get('task', '?')}, seeds {seeds}, 95% Wilson"
+    )
+    table.add_column("checkpoint", no_wrap=True)
+    for column in ("data", "stored", "fp32", "fp16"):
+        table.add_column(column, no_wrap=column != "data")
+    for entry in entries:
+        real = entry["real"]
+        table.add_row(entry["name"], "+".join(entry["made"]["data"]), entry["dtype"].replace("float", "fp"),
+                      show(real.get("fp32")), show(real.get("fp16")))  # fmt: skip
     Console().print(table)
 
 
