@@ -230,7 +230,7 @@ def run_zoo(cfg: ZooConfig, overwrite: bool = False, log=print, command: str = "
                   "label_stride": cfg.chunk_size, **cfg.train, **settings,
                   "data": [str(d) for d in datasets], "out": str(out / "policies" / name)}  # fmt: skip
         path = stage(f"policies/{name}", out / "policies" / name,
-                     lambda p, v=values: run_train(_build(TrainConfig, v, f"policies/{name}"), overwrite=False))  # fmt: skip
+                     lambda p, v=values, n=name: run_train(_build(TrainConfig, v, f"policies/{n}"), overwrite=False))  # fmt: skip
         summary = json.loads((path / RUN_FILE).read_text())["summary"]
         previous = dict(summary["checkpoints"])
         for step, folder in previous.items():
