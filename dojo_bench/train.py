@@ -1,5 +1,5 @@
-"""``dojo-bench train``: train the video tokenizer (``stage=tokenizer``) or the world model (``stage=world_model``),
-and, through train_stages.py, the value model (``stage=value_model``) and zoo policies (``stage=policy``).
+"""``dojo-bench train``: train the video tokenizer (``stage=tokenizer``), the latent world model
+(``stage=world_model``) or the pixel world model for CPUs (``stage=pixel_world_model``), and, through train_stages.py, the value model (``stage=value_model``) and zoo policies (``stage=policy``).
 
 One Lightning loop for both stages and every device: the accelerator comes from ``device``, bf16 mixed precision is
 used on CUDA only, and CPU runs the same code in float32. ``out=DIR`` follows the run-directory contract
@@ -30,7 +30,8 @@ from dojo_bench.run_dir import is_finished, prepare_run_dir
 # lerobot's dataset tools draw tqdm bars of their own; ours are rich. tqdm reads this when it is imported.
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-STAGES = ("tokenizer", "world_model", "value_model", "policy")
+STAGES = ("tokenizer", "world_model", "pixel_world_model", "value_model", "policy")
+ACTION_STAGES = ("world_model", "pixel_world_model")  # stages whose clips need actions and states
 DEVICES = ("auto", "cpu", "cuda")
 FRAME_STAGES = ("value_model", "policy")  # single-frame stages, run by train_stages.py
 RELEASE_DIR = "release"
@@ -70,6 +71,7 @@ class TrainConfig:
     tiny_data: dict[str, Any] = field(default_factory=dict)  # DataConfig fields for the self-recorded dataset
     value_model: dict[str, Any] = field(default_factory=dict)  # ValueModelConfig fields (stage=value_model)
     policy: dict[str, Any] = field(default_factory=dict)  # PixelConfig fields (stage=policy)
+    pixel: dict[str, Any] = field(default_factory=dict)  # LitPixelWorldModelConfig fields (stage=pixel_world_model)
     policy_episodes: str = (
         "expert"  # stage=policy: clone this data policy's episodes (meta/dojo.json), or "all"
     )
@@ -228,6 +230,38 @@ def build_tokenizer_module(cfg: TrainConfig, image_size: int):
         raise _config_error(error) from None
 
 
+def build_pixel_module(cfg: TrainConfig, datamodule):
+    """The pixel world model's Lightning module, normalised by the training data (relative actions, states and
+    one step's state change)."""
+    import numpy as np
+
+    from world_model.lit_pixel_model import LitPixelWorldModel, LitPixelWorldModelConfig
+
+    changes = [
+        np.diff(part.states[first:end], axis=0)
+        for part in datamodule.train_parts
+        for first, end in part.episode_bounds
+        if end - first > 1
+    ]
+    delta_scale = float(max(np.concatenate(changes).std(), 1e-3)) if changes else 1.0
+    settings = dict(cfg.pixel)
+    model = {
+        **settings.pop("model", {}),
+        **datamodule.stats,
+        "delta_scale": delta_scale,
+        "action_dim": datamodule.action_dim,
+        "state_dim": datamodule.state_dim,
+        "image_size": datamodule.cfg.image_size,
+    }
+    try:
+        extra = {"learning_rate": cfg.learning_rate} if cfg.learning_rate else {}
+        return LitPixelWorldModel(
+            LitPixelWorldModelConfig(**{**settings, **extra, "model": model, "max_steps": cfg.max_steps})
+        )
+    except (TypeError, ValueError) as error:
+        raise _config_error(error) from None
+
+
 def build_world_model_module(cfg: TrainConfig, tokenizer, datamodule):
     from world_model.dit import make_dit_config
     from world_model.flow import FlowConfig
@@ -277,6 +311,8 @@ def make_datamodule(cfg: TrainConfig, train: list[str], validation: list[str], t
     image_size = int(cfg.tokenizer_model.get("image_size", 96))
     if tokenizer is not None:
         temporal_compression = tokenizer.cfg.temporal_compression
+    elif cfg.stage == "pixel_world_model":
+        temporal_compression = 1  # one frame per action: any clip length
     else:
         temporal_compression = int(cfg.tokenizer_model.get("temporal_compression", 4))
     data_cfg = ClipDataConfig(
@@ -285,7 +321,7 @@ def make_datamodule(cfg: TrainConfig, train: list[str], validation: list[str], t
         clip_length=cfg.clip_length,
         temporal_compression=temporal_compression,
         image_size=image_size,
-        require_actions=cfg.stage == "world_model",
+        require_actions=cfg.stage in ACTION_STAGES,
         relative_actions=bool(cfg.world_model.get("relative_actions", True)),
         batch_size=cfg.batch_size,
         num_workers=cfg.num_workers,
@@ -340,14 +376,15 @@ def run_train(cfg: TrainConfig, overwrite: bool = False, callbacks: list | None 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.stage == "tokenizer":
         module = build_tokenizer_module(cfg, image_size)
+    elif cfg.stage == "pixel_world_model":
+        module = build_pixel_module(cfg, datamodule)
     else:
         module = build_world_model_module(cfg, tokenizer, datamodule)
 
     from world_model.compile import maybe_compile
 
-    compiled = maybe_compile(
-        module.tokenizer if cfg.stage == "tokenizer" else module.dit, cfg.compile, accelerator
-    )
+    network = {"tokenizer": "tokenizer", "pixel_world_model": "model"}.get(cfg.stage, "dit")
+    compiled = maybe_compile(getattr(module, network), cfg.compile, accelerator)
     has_validation = datamodule.val_set is not None and cfg.val_batches > 0
     trainer, resumed_from, seconds = fit_module(
         cfg, module, out, run.resumed, callbacks, has_validation, datamodule=datamodule
@@ -360,6 +397,8 @@ def run_train(cfg: TrainConfig, overwrite: bool = False, callbacks: list | None 
         from world_model.checkpoint import save_world_model
 
         save_world_model(release, tokenizer=module.tokenizer, extra={"training": provenance})
+    elif cfg.stage == "pixel_world_model":
+        module.export(release, extra={"training": provenance, "seconds": round(seconds, 1)})
     else:
         module.export(release, extra={"training": provenance, "tokenizer_source": str(tokenizer_path)})
     steps_now = trainer.global_step - resumed_from

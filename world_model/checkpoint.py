@@ -30,6 +30,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from world_model.dit import DiT, DiTConfig
+from world_model.pixel_model import PixelWorldModel, PixelWorldModelConfig
 from world_model.tokenizer import TokenizerConfig, VideoTokenizer
 
 CHECKPOINT_FORMAT = "dojo-bench/world-model"
@@ -40,6 +41,7 @@ WEIGHTS_FILE = "model.safetensors"
 COMPONENTS: dict[str, tuple[type[nn.Module], type]] = {
     "tokenizer": (VideoTokenizer, TokenizerConfig),
     "dit": (DiT, DiTConfig),
+    "pixel": (PixelWorldModel, PixelWorldModelConfig),
 }
 
 
@@ -53,6 +55,7 @@ class LoadedWorldModel:
 
     tokenizer: VideoTokenizer | None = None
     dit: DiT | None = None
+    pixel: PixelWorldModel | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -92,12 +95,13 @@ def save_world_model(
     *,
     tokenizer: VideoTokenizer | None = None,
     dit: DiT | None = None,
+    pixel: PixelWorldModel | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``config.json`` and ``model.safetensors`` for the given components into ``directory``; returns it."""
-    modules = {name: m for name, m in (("tokenizer", tokenizer), ("dit", dit)) if m is not None}
+    modules = {n: m for n, m in (("tokenizer", tokenizer), ("dit", dit), ("pixel", pixel)) if m is not None}
     if not modules:
-        raise ValueError("save_world_model needs at least one of tokenizer= or dit=")
+        raise ValueError("save_world_model needs at least one of tokenizer=, dit= or pixel=")
     components = {name: dataclasses.asdict(m.cfg) for name, m in modules.items()}
     payload = {
         "format": CHECKPOINT_FORMAT,
@@ -209,8 +213,9 @@ def load_world_model(
         raise CheckpointError(f"{config_path}: checkpoint has no {missing} (it holds {sorted(components)})")
 
     modules = {name: _build(name, cfg, config_path) for name, cfg in components.items()}
-    dit_cfg = modules["dit"].cfg if "dit" in modules else None
-    tok_cfg = modules["tokenizer"].cfg if "tokenizer" in modules else None
+    # The pixel model carries its own action/state dims and image size, as the DiT and tokenizer do.
+    dit_cfg = modules["dit"].cfg if "dit" in modules else modules["pixel"].cfg if "pixel" in modules else None
+    tok_cfg = modules["tokenizer"].cfg if "tokenizer" in modules else modules["pixel"].cfg if "pixel" in modules else None
     if expected_action_dim is not None and dit_cfg is not None and dit_cfg.action_dim != expected_action_dim:
         raise CheckpointError(
             f"{directory}: the world model takes {dit_cfg.action_dim}-D actions but the caller provides "
@@ -223,7 +228,7 @@ def load_world_model(
         )
     if expected_image_size is not None and tok_cfg is not None and tok_cfg.image_size != expected_image_size:
         raise CheckpointError(
-            f"{directory}: the tokenizer was built for {tok_cfg.image_size}x{tok_cfg.image_size} frames but the "
+            f"{directory}: the world model was built for {tok_cfg.image_size}x{tok_cfg.image_size} frames but the "
             f"caller provides {expected_image_size}x{expected_image_size}"
         )
 
@@ -261,5 +266,8 @@ def load_world_model(
     if unclaimed:
         raise CheckpointError(f"{weights_path}: tensors for components not in {CONFIG_FILE}: {unclaimed[:3]}")
     return LoadedWorldModel(
-        tokenizer=modules.get("tokenizer"), dit=modules.get("dit"), extra=payload.get("extra", {})
+        tokenizer=modules.get("tokenizer"),
+        dit=modules.get("dit"),
+        pixel=modules.get("pixel"),
+        extra=payload.get("extra", {}),
     )

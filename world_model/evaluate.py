@@ -109,11 +109,18 @@ def load_env(release: str | Path, device: str, sampler: dict[str, Any], seed: in
     """``ImaginedEnv`` of the release; checkpoint problems become one DojoError line."""
     from world_model.checkpoint import CheckpointError
     from world_model.imagined_env import ImaginedEnv
+    from world_model.pixel_env import PixelImaginedEnv, is_pixel_release
     from world_model.sampler import SamplerConfig
 
     try:
         if not Path(release).is_dir():
             raise CheckpointError(f"release={release} does not exist or is not a directory")
+        if is_pixel_release(release):
+            if sampler:
+                raise CheckpointError(
+                    f"{release} is the pixel world model: it predicts in one pass, sampler settings do not apply"
+                )
+            return PixelImaginedEnv.from_checkpoint(release, device=device, seed=seed)
         env = ImaginedEnv.from_checkpoint(release, device=device, seed=seed)
         if sampler:
             env.sampler = type(env.sampler)(SamplerConfig(**{**asdict(env.model.cfg.sampler), **sampler}))

@@ -1,0 +1,204 @@
+"""A pixel-space world model for CPUs: the next frame and state from the last few frames and one action, in one pass.
+
+Why pixels and one pass: the dojo's objects are small (the agent is a 5.6 px disc, the T's arms 5.6 px wide at 96 px),
+so a latent cell wider than them loses what decides success, and the simulator is deterministic, so one regression
+pass stands in for a sampler. The design follows DIAMOND's small U-Net with adaptive group norm, on frames folded
+space-to-depth (``pixel_unshuffle``) so that the convolutions run at 24x24 (``unshuffle=4``) while the output is
+unfolded back to every pixel.
+
+One step (``PixelWorldModel.step``)::
+
+    frames (B, n, 3, H, W) float in [0, 1], the newest last      states (B, n, S), the agent state of each frame
+    action (B, A): the action applied after the newest frame
+    -> next frame (B, 3, H, W) = newest frame + predicted change, clamped to [0, 1]; next state (B, S)
+
+Action conditioning, two paths:
+- general (any action vector): the action relative to the newest state, with the last two state changes, goes
+  through an MLP into every residual block's group-norm scale and shift (AdaGN);
+- ``action_maps=True`` (robots whose actions are image positions, such as the dojo's PushT): the action target and
+  the agent state are also drawn as Gaussian blobs, two extra input channels, so the model cannot ignore where
+  the target is.
+The next state comes from a small MLP head on the same inputs (the agent follows its target; the pixels of the
+agent are predicted by the U-Net).
+
+Shapes in comments: B batch, n context frames, H = W = image_size, u = unshuffle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+
+@dataclass
+class PixelWorldModelConfig:
+    """Architecture and normalisation of ``PixelWorldModel`` (saved in the checkpoint's config.json)."""
+
+    image_size: int = 96
+    action_dim: int = 2
+    state_dim: int = 2
+    num_context_frames: int = 3
+    unshuffle: int = 4  # space-to-depth factor: the U-Net's first level runs at image_size / unshuffle
+    channels: tuple[int, ...] = (32, 64, 96)  # U-Net levels, each half the resolution of the one before
+    cond_dim: int = 64
+    state_hidden: int = 64
+    action_maps: bool = True  # draw the action target and the agent as Gaussian blobs (actions are positions)
+    arena_size: float = 512.0  # action/state coordinates [0, arena_size) map onto the image (action_maps)
+    blob_sigma: float = 1.5  # blob width in image pixels
+    # Normalisation, set from the training data: relative action (action - state), state, one step's change.
+    action_offset: float = 0.0
+    action_scale: float = 1.0
+    state_offset: float = 0.0
+    state_scale: float = 1.0
+    delta_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        self.channels = tuple(int(c) for c in self.channels)
+        if self.num_context_frames < 1:
+            raise ValueError(f"num_context_frames must be >= 1, got {self.num_context_frames}")
+        if not self.channels or any(c < 8 or c % 8 for c in self.channels):
+            raise ValueError(f"channels must be multiples of 8 (group norm), got {self.channels}")
+        if self.unshuffle < 1:
+            raise ValueError(f"unshuffle must be >= 1, got {self.unshuffle}")
+        side = self.unshuffle * 2 ** (len(self.channels) - 1)
+        if self.image_size % side:
+            raise ValueError(
+                f"image_size={self.image_size} must be divisible by unshuffle * 2**(levels-1) = {side}"
+            )
+        if self.action_maps and (self.action_dim != 2 or self.state_dim != 2):
+            raise ValueError("action_maps draws 2-D positions: it needs action_dim = state_dim = 2")
+        if min(self.action_scale, self.state_scale, self.delta_scale, self.arena_size, self.blob_sigma) <= 0:
+            raise ValueError("scales, arena_size and blob_sigma must be positive")
+
+    @property
+    def in_channels(self) -> int:
+        """Channels before unshuffling: n RGB frames, plus two blob maps with action_maps."""
+        return 3 * self.num_context_frames + (2 if self.action_maps else 0)
+
+    @property
+    def cond_inputs(self) -> int:
+        """The conditioning vector: relative action, and the last two state changes."""
+        return self.action_dim + 2 * self.state_dim
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Blocks
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+class AdaGroupNorm(nn.Module):
+    """Group norm whose scale and shift come from the conditioning vector (zero-initialised: plain GN at start)."""
+
+    def __init__(self, channels: int, cond_dim: int) -> None:
+        super().__init__()
+        self.norm = nn.GroupNorm(min(8, channels // 4), channels, affine=False)
+        self.proj = nn.Linear(cond_dim, 2 * channels)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: Tensor, cond: Tensor) -> Tensor:
+        scale, shift = self.proj(cond)[:, :, None, None].chunk(2, dim=1)  # (B, C, 1, 1) each
+        return self.norm(x) * (1 + scale) + shift
+
+
+class ResBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, cond_dim: int) -> None:
+        super().__init__()
+        self.norm1 = AdaGroupNorm(cin, cond_dim)
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.norm2 = AdaGroupNorm(cout, cond_dim)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+        nn.init.zeros_(self.conv2.weight)  # each block starts as the identity (its skip)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x: Tensor, cond: Tensor) -> Tensor:
+        h = self.conv1(F.silu(self.norm1(x, cond)))
+        h = self.conv2(F.silu(self.norm2(h, cond)))
+        return self.skip(x) + h
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The model
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+class PixelWorldModel(nn.Module):
+    """The network and its one-step prediction (see the module docstring). A plain ``nn.Module``: training
+    (world_model/lit_pixel_model.py) wraps it, ``PixelImaginedEnv`` and checkpoints use it directly."""
+
+    def __init__(self, cfg: PixelWorldModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        u, ch, d = cfg.unshuffle, cfg.channels, cfg.cond_dim
+        self.cond = nn.Sequential(nn.Linear(cfg.cond_inputs, d), nn.SiLU(), nn.Linear(d, d), nn.SiLU())
+        self.stem = nn.Conv2d(cfg.in_channels * u * u, ch[0], 1)  # per cell: mixes the cell's pixels
+        self.down = nn.ModuleList(ResBlock(ch[max(i - 1, 0)], c, d) for i, c in enumerate(ch))
+        self.downsample = nn.ModuleList(nn.Conv2d(c, c, 3, stride=2, padding=1) for c in ch[:-1])
+        self.mid = ResBlock(ch[-1], ch[-1], d)
+        self.up = nn.ModuleList(ResBlock(ch[i + 1] + ch[i], ch[i], d) for i in range(len(ch) - 1))
+        self.out_norm = nn.GroupNorm(min(8, ch[0] // 4), ch[0])
+        self.out = nn.Conv2d(ch[0], 3 * u * u, 3, padding=1)
+        nn.init.zeros_(self.out.weight)  # predicts "no change" at start: copy-last is where training begins
+        nn.init.zeros_(self.out.bias)
+        self.state_head = nn.Sequential(
+            nn.Linear(cfg.cond_inputs, cfg.state_hidden),
+            nn.SiLU(),
+            nn.Linear(cfg.state_hidden, cfg.state_hidden),
+            nn.SiLU(),
+            nn.Linear(cfg.state_hidden, cfg.state_dim),
+        )
+        self.register_buffer("_grid", self._pixel_grid(cfg.image_size), persistent=False)
+
+    @staticmethod
+    def _pixel_grid(size: int) -> Tensor:
+        centres = torch.arange(size, dtype=torch.float32) + 0.5
+        return torch.stack(torch.meshgrid(centres, centres, indexing="xy"))  # (2, H, W): x, y of each pixel
+
+    def conditioning_inputs(self, states: Tensor, action: Tensor) -> Tensor:
+        """(B, n, S) states and (B, A) action -> (B, A + 2S): normalised relative action and last two changes."""
+        c = self.cfg
+        newest = states[:, -1]
+        previous = states[:, -2] if states.shape[1] > 1 else newest
+        before = states[:, -3] if states.shape[1] > 2 else previous
+        relative = (action - newest[:, : c.action_dim] - c.action_offset) / c.action_scale
+        return torch.cat([relative, (newest - previous) / c.delta_scale, (previous - before) / c.delta_scale], 1)
+
+    def blobs(self, points: Tensor) -> Tensor:
+        """(B, P, 2) arena positions -> (B, P, H, W) Gaussian blobs at their image positions."""
+        c = self.cfg
+        pixels = points * (c.image_size / c.arena_size)  # (B, P, 2)
+        d2 = (self._grid[None, None] - pixels[..., None, None]).square().sum(2)  # (B, P, H, W)
+        return torch.exp(-d2 / (2 * c.blob_sigma**2))
+
+    def step(self, frames: Tensor, states: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+        """One step: frames (B, n, 3, H, W) in [0, 1], states (B, n, S), action (B, A) ->
+        (next frame (B, 3, H, W) in [0, 1], next state (B, S))."""
+        c = self.cfg
+        inputs = self.conditioning_inputs(states, action)  # (B, A + 2S)
+        cond = self.cond(inputs)
+        x = rearrange(frames, "b n c h w -> b (n c) h w")
+        if c.action_maps:
+            x = torch.cat([x, self.blobs(torch.stack([action, states[:, -1]], 1))], 1)
+        h = self.stem(F.pixel_unshuffle(x * 2 - 1, c.unshuffle))  # (B, ch0, H/u, W/u)
+        skips = []
+        for i, block in enumerate(self.down):
+            h = block(h, cond)
+            if i < len(self.downsample):
+                skips.append(h)
+                h = self.downsample[i](h)
+        h = self.mid(h, cond)
+        for i in reversed(range(len(self.up))):
+            h = F.interpolate(h, scale_factor=2, mode="nearest")
+            h = self.up[i](torch.cat([h, skips[i]], 1), cond)
+        change = F.pixel_shuffle(self.out(F.silu(self.out_norm(h))), c.unshuffle)  # (B, 3, H, W)
+        frame = (frames[:, -1] + change).clamp(0, 1)
+        state = states[:, -1] + self.state_head(inputs) * c.delta_scale
+        return frame, state
+
+
+__all__ = ["PixelWorldModel", "PixelWorldModelConfig"]
