@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from dojo_bench import run_dir
 from dojo_bench.errors import DojoError, UsageError
 
 USAGE = """usage: dojo-bench <verb> [key=value ...]
@@ -272,24 +274,77 @@ def _verb_compare(cfg: dict[str, Any]) -> str:
 
 
 def _verb_zoo(cfg: dict[str, Any]) -> str:
-    if cfg["action"] == "list":
-        from policies.zoo import print_manifest, shipped_zoo
-
-        zoo = shipped_zoo()
-        print_manifest(zoo.manifest)
-        return f"{len(zoo.manifest['checkpoints'])} shipped checkpoints in {zoo.root}"
-    if cfg["action"] != "build":
-        raise UsageError(f"unknown zoo action {cfg['action']!r}; choose build or list")
+    action = cfg["action"]
+    if action == "list":
+        return _zoo_list()
+    if action == "ship":
+        return _zoo_ship(cfg)
+    if action != "build":
+        raise UsageError(f"unknown zoo action {action!r}; choose build, list or ship")
     from dojo_bench.zoo import ZooConfig, run_zoo
-
-    config = build(ZooConfig, {**cfg, "out": cfg["out"] or ""})
-    command = "dojo-bench zoo " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["zoo"] else "dojo-bench zoo"
-    manifest = run_zoo(config, overwrite=bool(cfg["overwrite"]), command=command)
     from policies.zoo import print_manifest
 
+    config = build(ZooConfig, {**cfg, "out": cfg["out"] or ""})
+    manifest = run_zoo(config, overwrite=bool(cfg["overwrite"]), command=run_dir.COMMAND or "")
     print_manifest(manifest)
     target = Path(config.out).resolve() / "zoo"
-    return f"built a zoo of {len(manifest['checkpoints'])} checkpoints in {target} (ship it: copy to policies/zoo/)"
+    return f"built a zoo of {len(manifest['checkpoints'])} checkpoints in {target} (ship it: dojo-bench zoo ship zoo_dir={target})"
+
+
+def _zoo_list() -> str:
+    from dojo_bench.shipped import SHIPPED_ROOT, shipped_models
+    from policies.zoo import print_manifest, shipped_zoo
+
+    zoo = shipped_zoo()
+    print_manifest(zoo.manifest)
+    for entry in shipped_models():
+        made, measured = entry["made"], entry.get("measured") or {}
+        figures = ", ".join(f"{k} {v}" for k, v in measured.items() if not isinstance(v, dict | list))
+        print(f"default {entry['name']}: {made.get('stage')}, {made.get('steps')} steps, "
+              f"{made.get('wall_time_s')} s to train{'; ' + figures if figures else ''}")  # fmt: skip
+    return f"{len(zoo.names)} shipped checkpoints in {zoo.root}; default models in {SHIPPED_ROOT}"
+
+
+def _zoo_ship(cfg: dict[str, Any]) -> str:
+    """Copy a built zoo (zoo_dir=) and/or trained releases (world_model=, value_model=) into the package."""
+    import shutil
+
+    from dojo_bench.shipped import ship_model
+    from policies.zoo import ZOO_ROOT, shipped_zoo
+
+    shipped = []
+    if cfg["zoo_dir"]:
+        source = Path(cfg["zoo_dir"]).expanduser()
+        shipped_zoo(source)  # its manifest must read before anything here is replaced
+        for old in ZOO_ROOT.iterdir():
+            if old.is_dir() and old.name != "__pycache__":
+                shutil.rmtree(old)
+        for item in source.iterdir():
+            (shutil.copytree if item.is_dir() else shutil.copy2)(item, ZOO_ROOT / item.name)
+        shipped_zoo().paths()  # every copied file matches its manifest
+        shipped.append(f"the zoo from {source}")
+    measured = _evaluation_figures(cfg["evaluation"]) if cfg["evaluation"] else None
+    for name in ("world_model", "value_model"):
+        if cfg[name]:
+            ship_model(name, cfg[name], measured=measured if name == "world_model" else None)
+            shipped.append(f"the default {name} from {cfg[name]}")
+    if not shipped:
+        raise UsageError("zoo ship needs zoo_dir=DIR and/or world_model=RELEASE / value_model=RELEASE")
+    return "shipped " + "; ".join(shipped)
+
+
+def _evaluation_figures(run: str) -> dict[str, Any]:
+    """The agreement figures of a finished `dojo-bench evaluate` run, for a default model's manifest entry."""
+    path = Path(run).expanduser() / "summary.json"
+    if not path.is_file():
+        raise UsageError(f"evaluation={run} holds no summary.json of a finished `dojo-bench evaluate` run")
+    block = json.loads(path.read_text())["agreement"]
+    figures = {name: block[name]["value"] for name in ("pearson", "spearman", "mmrv") if name in block}
+    figures["intervals"] = {name: [block[name]["low"], block[name]["high"]] for name in ("pearson", "mmrv")}
+    figures["policies"] = len(block["policies"])
+    figures["seeds"] = max(p["n_sim"] for p in block["policies"].values())
+    figures["run"] = str(Path(run).resolve())
+    return figures
 
 
 VERBS: dict[str, Callable[[dict[str, Any]], str]] = {
@@ -326,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         print(_verb_help(verb))
         return 0
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    run_dir.COMMAND = shlex.join(["dojo-bench", verb, *args])
     overrides = []
     positional = POSITIONAL_KEY.get(verb, ())
     positional = [positional] if isinstance(positional, str) else list(positional)

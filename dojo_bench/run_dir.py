@@ -18,6 +18,8 @@ from typing import Any
 from dojo_bench.errors import UsageError
 
 RUN_FILE = "run.json"
+# The command line that started this process, set by the CLI (recorded in run.json; None from Python).
+COMMAND: str | None = None
 # Keys that do not change what a run produces: resuming with other values is allowed.
 NEUTRAL_KEYS = frozenset({"out", "overwrite", "workers", "device"})
 
@@ -82,6 +84,7 @@ def prepare_run_dir(out: str | Path, verb: str, config: dict[str, Any], overwrit
             "config_hash": digest,
             "status": "running",
             "started_at": time.time(),
+            "command": COMMAND,
         },
     )
     return RunDir(path, verb, config, resumed=False)

@@ -71,7 +71,9 @@ class TrainConfig:
     tiny_data: dict[str, Any] = field(default_factory=dict)  # DataConfig fields for the self-recorded dataset
     value_model: dict[str, Any] = field(default_factory=dict)  # ValueModelConfig fields (stage=value_model)
     policy: dict[str, Any] = field(default_factory=dict)  # PixelConfig fields (stage=policy)
-    pixel: dict[str, Any] = field(default_factory=dict)  # LitPixelWorldModelConfig fields (stage=pixel_world_model)
+    pixel: dict[str, Any] = field(
+        default_factory=dict
+    )  # LitPixelWorldModelConfig fields (stage=pixel_world_model)
     policy_episodes: str = (
         "expert"  # stage=policy: clone this data policy's episodes (meta/dojo.json), or "all"
     )

@@ -215,7 +215,13 @@ def load_world_model(
     modules = {name: _build(name, cfg, config_path) for name, cfg in components.items()}
     # The pixel model carries its own action/state dims and image size, as the DiT and tokenizer do.
     dit_cfg = modules["dit"].cfg if "dit" in modules else modules["pixel"].cfg if "pixel" in modules else None
-    tok_cfg = modules["tokenizer"].cfg if "tokenizer" in modules else modules["pixel"].cfg if "pixel" in modules else None
+    tok_cfg = (
+        modules["tokenizer"].cfg
+        if "tokenizer" in modules
+        else modules["pixel"].cfg
+        if "pixel" in modules
+        else None
+    )
     if expected_action_dim is not None and dit_cfg is not None and dit_cfg.action_dim != expected_action_dim:
         raise CheckpointError(
             f"{directory}: the world model takes {dit_cfg.action_dim}-D actions but the caller provides "

@@ -44,9 +44,13 @@ class LitPixelWorldModelConfig:
         if isinstance(self.model, dict):
             self.model = PixelWorldModelConfig(**self.model)
         if self.learning_rate <= 0 or self.weight_decay < 0 or self.warmup_steps < 0 or self.max_steps < 1:
-            raise ValueError("learning_rate > 0, weight_decay >= 0, warmup_steps >= 0 and max_steps >= 1 are needed")
+            raise ValueError(
+                "learning_rate > 0, weight_decay >= 0, warmup_steps >= 0 and max_steps >= 1 are needed"
+            )
         if not 0 <= self.teacher_forcing_fraction <= 1:
-            raise ValueError(f"teacher_forcing_fraction must be in [0, 1], got {self.teacher_forcing_fraction}")
+            raise ValueError(
+                f"teacher_forcing_fraction must be in [0, 1], got {self.teacher_forcing_fraction}"
+            )
         if self.moving_weight < 0 or self.state_loss_weight < 0:
             raise ValueError("moving_weight and state_loss_weight must be >= 0")
 
@@ -109,12 +113,16 @@ class LitPixelWorldModel(L.LightningModule):
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         own = self.global_step >= self.cfg.teacher_forcing_fraction * self.cfg.max_steps
         losses = self._losses(batch, own)
-        self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=True, batch_size=batch[ACTION].shape[0])
+        self.log_dict(
+            {f"train/{k}": v for k, v in losses.items()}, prog_bar=True, batch_size=batch[ACTION].shape[0]
+        )
         return losses["loss"]
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         losses = self._losses(batch, own=True)  # validation always rolls out on its own predictions
-        self.log_dict({f"val/{k}": v for k, v in losses.items()}, prog_bar=True, batch_size=batch[ACTION].shape[0])
+        self.log_dict(
+            {f"val/{k}": v for k, v in losses.items()}, prog_bar=True, batch_size=batch[ACTION].shape[0]
+        )
 
     def configure_optimizers(self) -> Any:
         optimizer = torch.optim.AdamW(

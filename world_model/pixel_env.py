@@ -116,7 +116,12 @@ class PixelImaginedEnv:
             raise RuntimeError("call reset(observations) before step()")
         actions = torch.as_tensor(np.asarray(action_chunk), dtype=torch.float32).to(self.device)
         b = self._frames.shape[0]
-        if actions.ndim != 3 or actions.shape[0] != b or actions.shape[2] != self.action_dim or actions.shape[1] < 1:
+        if (
+            actions.ndim != 3
+            or actions.shape[0] != b
+            or actions.shape[2] != self.action_dim
+            or actions.shape[1] < 1
+        ):
             raise ValueError(
                 f"action_chunk must be (B, K, {self.action_dim}) with B={b} and K >= 1, got {tuple(actions.shape)}"
             )

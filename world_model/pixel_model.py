@@ -166,7 +166,9 @@ class PixelWorldModel(nn.Module):
         previous = states[:, -2] if states.shape[1] > 1 else newest
         before = states[:, -3] if states.shape[1] > 2 else previous
         relative = (action - newest[:, : c.action_dim] - c.action_offset) / c.action_scale
-        return torch.cat([relative, (newest - previous) / c.delta_scale, (previous - before) / c.delta_scale], 1)
+        return torch.cat(
+            [relative, (newest - previous) / c.delta_scale, (previous - before) / c.delta_scale], 1
+        )
 
     def blobs(self, points: Tensor) -> Tensor:
         """(B, P, 2) arena positions -> (B, P, H, W) Gaussian blobs at their image positions."""

@@ -80,9 +80,7 @@ def test_policy_stage_ema_and_cosine_change_the_saved_weights(value_run, tmp_pat
     _, value_out = value_run
     base = ["train", "stage=policy", "size=tiny", "device=cpu", f"data={value_out / 'data'}", "seed=3"]
     assert main([*base, f"out={tmp_path / 'raw'}"]) == 0
-    assert (
-        main([*base, f"out={tmp_path / 'ema'}", "policy.ema_decay=0.5", "policy.lr_schedule=cosine"]) == 0
-    )
+    assert main([*base, f"out={tmp_path / 'ema'}", "policy.ema_decay=0.5", "policy.lr_schedule=cosine"]) == 0
     config = json.loads((tmp_path / "ema" / "release" / "config.json").read_text())
     assert config["ema_decay"] == 0.5 and config["lr_schedule"] == "cosine" and config["lr_decay_steps"] == 8
     raw, ema = (load_policy(tmp_path / name / "release") for name in ("raw", "ema"))

@@ -9,6 +9,7 @@ from dojo_fakes import interrupt_run
 from safetensors.torch import load_file
 
 from dojo_bench.cli import main
+from dojo_bench.errors import DojoError
 from dojo_bench.manifest import sha256_of_file
 from dojo_bench.zoo import select_spread
 from policies.loading import load_policy
@@ -76,13 +77,51 @@ def test_tiny_zoo_builds_a_manifest_whose_files_match(tiny_zoo):
             assert rows["success"].mean() == pytest.approx(entry["real"][key]["rate"])
 
 
-def test_zoo_list_prints_the_manifest(tiny_zoo, capsys, monkeypatch):
+def test_zoo_ship_copies_the_zoo_and_a_default_model_then_lists_them(tiny_zoo, capsys, monkeypatch, tmp_path):
+    import dojo_bench.shipped
     import policies.zoo
 
-    monkeypatch.setattr(policies.zoo, "ZOO_ROOT", tiny_zoo / "zoo")
+    monkeypatch.setattr(policies.zoo, "ZOO_ROOT", tmp_path / "zoo")
+    monkeypatch.setattr(dojo_bench.shipped, "SHIPPED_ROOT", tmp_path / "shipped")
+    (tmp_path / "zoo").mkdir()
+    train = tmp_path / "pixel"
+    assert main(["train", "stage=pixel_world_model", "size=tiny", f"data={tiny_zoo / 'data' / 'expert'}",
+                 "clip_length=4", f"out={train}", "device=cpu"]) == 0  # fmt: skip
+    assert main(["zoo", "ship", f"zoo_dir={tiny_zoo / 'zoo'}", f"world_model={train / 'release'}"]) == 0
+    assert shipped_zoo().paths() and len(shipped_zoo().names) == 3
+    entry = dojo_bench.shipped.shipped_models()[0]
+    assert entry["name"] == "world_model" and entry["made"]["stage"] == "pixel_world_model"
+    assert entry["made"]["command"].startswith("dojo-bench train stage=pixel_world_model")
+    assert dojo_bench.shipped.shipped_model("world_model") == str(tmp_path / "shipped" / "world_model")
+    capsys.readouterr()
     assert main(["zoo", "list"]) == 0
     out = capsys.readouterr().out
-    assert "round0-step00003" in out and "3 shipped checkpoints" in out
+    assert "round0-step00003" in out and "3 shipped checkpoints" in out and "default world_model" in out
+    # Nothing to ship is a usage error.
+    assert main(["zoo", "ship"]) == 2
+    assert "zoo ship needs" in capsys.readouterr().err
+
+
+def test_a_damaged_or_missing_shipped_file_is_one_line_naming_it(tiny_zoo, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    import policies.zoo
+
+    root = tmp_path / "zoo"
+    shutil.copytree(tiny_zoo / "zoo", root)
+    name = shipped_zoo(root).names[0]
+    weights = root / name / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
+    with pytest.raises(DojoError, match=f"{weights}.*does not match its manifest hash"):
+        shipped_zoo(root).paths()
+    weights.unlink()
+    with pytest.raises(DojoError, match=f"{weights} is missing"):
+        shipped_zoo(root).paths([name])
+    (root / "manifest.json").unlink()
+    monkeypatch.setattr(policies.zoo, "ZOO_ROOT", root)
+    assert main(["zoo", "list"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(root / "manifest.json") in err
 
 
 def test_interrupted_zoo_resumes_without_redoing_finished_stages(tiny_zoo, capsys, tmp_path):
