@@ -192,10 +192,31 @@ def _verb_bench(cfg: dict[str, Any]) -> str:
     return f"wrote {Path(config.out).resolve() / BENCH_FILE}"
 
 
+def _use_shipped(verb: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    """Outside size=tiny, the shipped zoo and default models stand in for policies=, world_model= and value_model=
+    when they are not given; the first line says so."""
+    if cfg["preset"] == "tiny":
+        return cfg
+    from dojo_bench.shipped import shipped_model
+    from policies.zoo import shipped_zoo
+
+    cfg, used = dict(cfg), []
+    if not cfg["policies"]:
+        cfg["policies"] = shipped_zoo().paths()
+        used.append(f"the shipped zoo ({len(cfg['policies'])} checkpoints)")
+    for name in ("world_model", "value_model"):
+        if not cfg[name]:
+            cfg[name] = shipped_model(name)
+            used.append(f"the default {name.replace('_', ' ')}")
+    if used:
+        print(f"dojo-bench {verb}: using {', '.join(used)} (not given; see `dojo-bench zoo list`)")
+    return cfg
+
+
 def _verb_evaluate(cfg: dict[str, Any]) -> str:
     from dojo_bench.evaluate import EvaluateConfig, print_table, run_evaluation
 
-    cfg = {**cfg, "sampler": {k: v for k, v in cfg["sampler"].items() if v is not None}}
+    cfg = {**_use_shipped("evaluate", cfg), "sampler": {k: v for k, v in cfg["sampler"].items() if v is not None}}
     config = build(EvaluateConfig, cfg)
     train_config = _tiny_inputs_config(config, config.policies and config.world_model and config.value_model)
     summary = run_evaluation(config, overwrite=bool(cfg["overwrite"]), train_config=train_config)
@@ -207,7 +228,7 @@ def _verb_evaluate(cfg: dict[str, Any]) -> str:
 def _verb_plan(cfg: dict[str, Any]) -> str:
     from dojo_bench.plan import PlanConfig, print_table, run_plan
 
-    cfg = {**cfg, "sampler": {k: v for k, v in cfg["sampler"].items() if v is not None}}
+    cfg = {**_use_shipped("plan", cfg), "sampler": {k: v for k, v in cfg["sampler"].items() if v is not None}}
     config = build(PlanConfig, cfg)
     train_config = _tiny_inputs_config(config, config.policies and config.world_model and config.value_model)
     summary = run_plan(config, overwrite=bool(cfg["overwrite"]), train_config=train_config)
@@ -382,6 +403,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     run_dir.COMMAND = shlex.join(["dojo-bench", verb, *args])
+    from dojo_bench.progress import quiet_libraries
+
+    quiet_libraries()
     overrides = []
     positional = POSITIONAL_KEY.get(verb, ())
     positional = [positional] if isinstance(positional, str) else list(positional)

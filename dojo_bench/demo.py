@@ -1,12 +1,14 @@
-"""``dojo-bench demo``: the whole loop at small scale, on a CPU, in minutes.
+"""``dojo-bench demo``: the main job on a CPU in minutes: the shipped zoo ranked in imagination, and planning.
+
+By default the demo uses what ships with the package: a spread subset of the reference zoo (``zoo_checkpoints``,
+picked across its real success rates) and the default world and value models. ``train=true`` instead builds
+everything at small scale first (data, tokenizer, world model, value model, a policy run saved at several steps).
 
 Stages, each a run directory of its own verb under ``out=DIR`` (a finished stage is reused, so an interrupted demo
 resumes where it stopped):
 
-1. ``data/``: robot episodes of the dojo's scripted policies (expert, noisy, random), as LeRobot datasets;
-2. ``tokenizer/`` and ``world_model/``: the video tokenizer, then the latent DiT on it (``dojo-bench train``);
-3. ``value_model/``: frames -> progress and success, from the dojo's ground truth;
-4. ``policies/``: one pixel-policy run on the expert episodes, saved at several steps (the checkpoints to rank);
+1. ``train=true`` only: ``data/`` (robot episodes of the scripted policies), ``tokenizer/`` and ``world_model/``
+   (the latent DiT), ``value_model/``, ``policies/`` (one pixel-policy run, saved at several steps);
 5. ``evaluate/``: every checkpoint rolled out in imagination and in the real dojo on the same seeds;
 6. ``plan/``: best-of-N over the checkpoints' proposals in imagination, beside the single policies, uniform choice
    and the oracle;
@@ -41,6 +43,8 @@ class DemoConfig:
     device: str = "auto"
     workers: int = 2  # processes for recording and for the real rollouts of single policies
     preset: str = "default"
+    train: bool = False  # build data, models and policies first instead of using the shipped ones
+    zoo_checkpoints: int = 6  # shipped zoo checkpoints to rank, spread over their real success (0: all)
     data: dict[str, Any] = field(default_factory=dict)  # DataConfig settings
     tokenizer: dict[str, Any] = field(default_factory=dict)  # TrainConfig settings, stage=tokenizer
     world_model: dict[str, Any] = field(default_factory=dict)  # TrainConfig settings, stage=world_model
@@ -54,6 +58,10 @@ class DemoConfig:
             raise UsageError("out=DIR is required: where to write the demo's runs and reports")
         if not isinstance(self.workers, int) or self.workers < 0:
             raise UsageError(f"workers must be an integer >= 0, got {self.workers!r}")
+        if not isinstance(self.zoo_checkpoints, int) or self.zoo_checkpoints < 0 or self.zoo_checkpoints == 1:
+            raise UsageError(f"zoo_checkpoints must be 0 (all) or an integer >= 2, got {self.zoo_checkpoints!r}")
+        if not isinstance(self.train, bool):
+            raise UsageError(f"train must be true or false, got {self.train!r}")
         from dataclasses import fields
 
         from dojo_bench.dojo.recording import DataConfig
@@ -78,30 +86,11 @@ def _build(config_class: type, settings: dict[str, Any], stage: str):
         raise UsageError(f"demo {stage}: {error}") from None
 
 
-def run_demo(cfg: DemoConfig, overwrite: bool = False, log=print) -> dict[str, Any]:
-    """Run every stage into ``cfg.out``; returns (and writes to demo.json) the stage times and the report paths."""
+def _train_inputs(cfg: DemoConfig, out: Path, stage, common: dict[str, Any]) -> tuple[list[str], str, str]:
+    """train=true: data, tokenizer, world model, value model and a policy run, each a stage under ``out``."""
     from dojo_bench.dojo.generate import run_data
     from dojo_bench.dojo.recording import DataConfig
-    from dojo_bench.evaluate import EvaluateConfig, run_evaluation
-    from dojo_bench.plan import PlanConfig, run_plan
     from dojo_bench.train import TrainConfig, run_train
-    from reports.report import INDEX_FILE, ReportConfig, run_report
-
-    started = time.perf_counter()
-    run = prepare_run_dir(cfg.out, "demo", asdict(cfg), overwrite)
-    out = run.path
-    common = {"seed": cfg.seed, "device": cfg.device}
-    seconds: dict[str, float] = {}
-
-    def stage(name: str, path: Path, work) -> Path:
-        if is_finished(path):
-            log(f"demo: {name}: reusing the finished run in {path}")
-            return path
-        log(f"demo: {name} -> {path}")
-        t = time.perf_counter()
-        work(path)
-        seconds[name] = round(time.perf_counter() - t, 1)
-        return path
 
     data = stage("data", out / "data", lambda p: run_data(_build(DataConfig, {
         "kind": "robot", "task": cfg.task, "workers": cfg.workers, "seed": cfg.seed, **cfg.data, "out": str(p),
@@ -124,10 +113,56 @@ def run_demo(cfg: DemoConfig, overwrite: bool = False, log=print) -> dict[str, A
     summary = json.loads((policy_run / RUN_FILE).read_text())["summary"]
     checkpoints = [summary["checkpoints"][step] for step in sorted(summary["checkpoints"], key=int)]
 
+    return checkpoints, str(world_model / "release"), str(value_model / "release")
+
+
+def _shipped_inputs(cfg: DemoConfig, log) -> tuple[list[str], str, str]:
+    """The shipped zoo's spread subset and the default models."""
+    from dojo_bench.shipped import shipped_model
+    from dojo_bench.zoo import select_spread
+    from policies.zoo import shipped_zoo
+
+    zoo = shipped_zoo()
+    rates = zoo.real_success()
+    names = zoo.names
+    if cfg.zoo_checkpoints and cfg.zoo_checkpoints < len(names):
+        names = select_spread(rates, dict.fromkeys(rates, "zoo"), cfg.zoo_checkpoints, 0.0, 1.0, 0.0)
+    log(f"demo: ranking {len(names)} shipped zoo checkpoints (real success "
+        f"{', '.join(f'{rates[n]:.0%}' for n in names)}) with the default world and value models")  # fmt: skip
+    return zoo.paths(names), shipped_model("world_model"), shipped_model("value_model")
+
+
+def run_demo(cfg: DemoConfig, overwrite: bool = False, log=print) -> dict[str, Any]:
+    """Run every stage into ``cfg.out``; returns (and writes to demo.json) the stage times and the report paths."""
+    from dojo_bench.evaluate import EvaluateConfig, run_evaluation
+    from dojo_bench.plan import PlanConfig, run_plan
+    from reports.report import INDEX_FILE, ReportConfig, run_report
+
+    started = time.perf_counter()
+    run = prepare_run_dir(cfg.out, "demo", asdict(cfg), overwrite)
+    out = run.path
+    common = {"seed": cfg.seed, "device": cfg.device}
+    seconds: dict[str, float] = {}
+
+    def stage(name: str, path: Path, work) -> Path:
+        if is_finished(path):
+            log(f"demo: {name}: reusing the finished run in {path}")
+            return path
+        log(f"demo: {name} -> {path}")
+        t = time.perf_counter()
+        work(path)
+        seconds[name] = round(time.perf_counter() - t, 1)
+        return path
+
+    if cfg.train:
+        checkpoints, world_model, value_model = _train_inputs(cfg, out, stage, common)
+    else:
+        checkpoints, world_model, value_model = _shipped_inputs(cfg, log)
+
     inputs = {
         "policies": checkpoints,
-        "world_model": str(world_model / "release"),
-        "value_model": str(value_model / "release"),
+        "world_model": world_model,
+        "value_model": value_model,
         "task": cfg.task,
         **common,
     }

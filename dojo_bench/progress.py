@@ -25,3 +25,16 @@ def make_progress() -> Progress:
         console=STDERR,
         transient=False,
     )
+
+
+def quiet_libraries() -> None:
+    """Keep the terminal to progress and results: Lightning's start-up notes (accelerators, its logger tip,
+    "fit stopped") and a deprecation inside Lightning's pytree helper under torch 2.10 say nothing a user can act
+    on. Warnings and errors still show."""
+    import logging
+    import warnings
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    warnings.filterwarnings("ignore", message=r".*was configured so \d+ batch")

@@ -446,6 +446,9 @@ def fit_module(cfg, module, out: Path, resumed: bool, callbacks, has_validation:
     from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
     from lightning.pytorch.loggers import CSVLogger
 
+    from dojo_bench.progress import quiet_libraries
+
+    quiet_libraries()  # after Lightning's import, which sets its loggers to INFO
     accelerator, precision = resolve_accelerator(cfg.device)
     checkpoints = out / CHECKPOINT_DIR
     last = checkpoints / "last.ckpt"
