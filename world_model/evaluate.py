@@ -1,4 +1,5 @@
-"""``dojo-bench wm-eval``: how well a world-model release predicts recorded video, per horizon.
+"""``dojo-bench wm-eval``: how well a world-model release predicts recorded video, per horizon: PSNR and SSIM, and
+the probe's agent and T-centroid errors in pixels (world_model/probe.py), each beside copy-last-frame.
 
 For each dataset root, ``episodes`` episodes (chosen with ``seed`` among those long enough) are started in
 ``ImaginedEnv`` from their first recorded frame and state; the recorded actions are fed chunk by chunk
@@ -29,12 +30,14 @@ import numpy as np
 from dojo_bench.errors import DojoError, UsageError
 from dojo_bench.keys import ACTION, OBS_IMAGE, OBS_STATE
 from dojo_bench.run_dir import is_finished, prepare_run_dir, write_json
+from world_model.probe import probe_table
 from world_model.video_metrics import DEFAULT_HORIZONS, horizon_table, select_horizons
 
 DEVICES = ("auto", "cpu", "cuda")
 METRICS_FILE = "metrics.json"
 CSV_FILE = "metrics.csv"
-CSV_COLUMNS = ("dataset", "horizon", "episodes", "psnr", "ssim", "copy_psnr", "copy_ssim")
+PROBE_COLUMNS = ("agent_px", "copy_agent_px", "tee_px", "copy_tee_px")
+CSV_COLUMNS = ("dataset", "horizon", "episodes", "psnr", "ssim", "copy_psnr", "copy_ssim", *PROBE_COLUMNS)
 
 
 @dataclass
@@ -227,6 +230,9 @@ def evaluate_dataset(env, root: Path, cfg: WmEvalConfig, progress=None, value=No
         return torch.from_numpy(np.concatenate(arrays)).movedim(-1, -3)
 
     table = horizon_table(layout(predicted), layout(real), layout(context), cfg.horizons)
+    probes = probe_table(np.concatenate(predicted), np.concatenate(real), np.concatenate(context), list(table))
+    for h, row in table.items():
+        row.update(probes.get(h, {}))  # agent and T errors in pixels, beside copy-last's
     result = {"root": str(root), "episodes": len(bounds), "frames": length, "horizons": table}
     if value is not None:
         from dojo_bench.keys import GT_PROGRESS
@@ -321,6 +327,7 @@ def run_wm_eval(cfg: WmEvalConfig, overwrite: bool = False, train_config=None) -
                 writer.writerow(
                     [name, h, result["episodes"]]
                     + [round(m[k], 4) for k in ("psnr", "ssim", "copy_psnr", "copy_ssim")]
+                    + [None if m.get(k) is None else round(m[k], 3) for k in PROBE_COLUMNS]
                 )
     run.finish({k: v for k, v in summary.items() if k != "datasets"} | {"metrics": str(out / METRICS_FILE)})
     return summary
@@ -331,7 +338,9 @@ def print_table(summary: dict[str, Any]) -> None:
     from rich.table import Table
 
     table = Table(title=f"world model vs copy-last-frame ({summary['release']})")
-    for column in ("dataset", "episodes", "horizon", "PSNR", "copy PSNR", "SSIM", "copy SSIM"):
+    columns = ("dataset", "episodes", "horizon", "PSNR", "copy PSNR", "SSIM", "copy SSIM",
+               "agent px", "copy agent px", "T px", "copy T px")  # fmt: skip
+    for column in columns:
         table.add_column(column, justify="left" if column == "dataset" else "right", overflow="fold")
     for name, result in summary["datasets"].items():
         for h, m in result["horizons"].items():
@@ -343,6 +352,7 @@ def print_table(summary: dict[str, Any]) -> None:
                 f"{m['copy_psnr']:.2f}",
                 f"{m['ssim']:.3f}",
                 f"{m['copy_ssim']:.3f}",
+                *("-" if m.get(k) is None else f"{m[k]:.2f}" for k in PROBE_COLUMNS),
             )
     console = Console()
     console.print(table)

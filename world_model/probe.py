@@ -66,4 +66,30 @@ def probe_errors(imagined: np.ndarray, real: np.ndarray) -> dict[str, np.ndarray
     }
 
 
-__all__ = ["agent_position", "pixel_counts", "probe_errors", "tee_centroid"]
+
+
+
+def probe_table(
+    predicted: np.ndarray, real: np.ndarray, context: np.ndarray, horizons: list[int]
+) -> dict[int, dict[str, float]]:
+    """Per horizon h (1-based, h <= K): mean agent and T-centroid errors in image pixels of predicted frame h, and
+    of copy-last-frame (``context``), against the real frame h; NaN-free means (a frame where the probe finds the
+    thing in only one of the two counts in ``*_missing``, the share of such frames).
+
+    predicted, real: (N, K, H, W, 3) uint8; context: (N, H, W, 3) uint8, the last observed frame."""
+    n, k, h_px = real.shape[0], real.shape[1], real.shape[2]
+    to_px = h_px / ARENA_SIZE
+    table = {}
+    for h in horizons:
+        if not 1 <= h <= k:
+            continue
+        model = probe_errors(predicted[:, h - 1], real[:, h - 1])
+        copy = probe_errors(context, real[:, h - 1])
+        row = {}
+        for thing in ("agent", "tee"):
+            row[f"{thing}_px"] = float(np.nanmean(model[thing]) * to_px) if np.isfinite(model[thing]).any() else None
+            row[f"copy_{thing}_px"] = float(np.nanmean(copy[thing]) * to_px) if np.isfinite(copy[thing]).any() else None
+            row[f"{thing}_missing"] = float(np.isnan(model[thing]).mean())
+        table[h] = row
+    return table
+__all__ = ["agent_position", "pixel_counts", "probe_errors", "probe_table", "tee_centroid"]

@@ -4,7 +4,7 @@ import numpy as np
 
 from dojo_bench.dojo.tasks import get_task
 from dojo_bench.rollout import RealWorlds
-from world_model.probe import agent_position, pixel_counts, probe_errors, tee_centroid
+from world_model.probe import agent_position, pixel_counts, probe_errors, probe_table, tee_centroid
 
 
 def real_frames(seeds=8, chunks=4):
@@ -46,3 +46,14 @@ def test_probe_reports_nan_where_nothing_is_drawn():
     blank = np.full((2, 96, 96, 3), 255, np.uint8)
     assert np.isnan(agent_position(blank)).all() and np.isnan(tee_centroid(blank)).all()
     assert (pixel_counts(blank) == 0).all()
+
+
+def test_probe_table_scores_a_perfect_prediction_zero_and_copy_last_by_the_motion():
+    images, states = real_frames(seeds=4, chunks=2)
+    frames = images.reshape(3, 4, 96, 96, 3).transpose(1, 0, 2, 3, 4)  # (N=4 seeds, 3 times, ...)
+    real = frames[:, 1:]
+    table = probe_table(real.copy(), real, frames[:, 0], [1, 2, 5])
+    assert list(table) == [1, 2]  # horizons past the frames are dropped
+    assert table[2]["agent_px"] == 0 and table[2]["tee_px"] == 0 and table[2]["agent_missing"] == 0
+    moved = np.linalg.norm(states.reshape(3, 4, 2)[2] - states.reshape(3, 4, 2)[0], axis=1) * 96 / 512
+    assert abs(table[2]["copy_agent_px"] - moved.mean()) < 0.5
