@@ -216,7 +216,10 @@ def _use_shipped(verb: str, cfg: dict[str, Any]) -> dict[str, Any]:
 def _verb_evaluate(cfg: dict[str, Any]) -> str:
     from dojo_bench.evaluate import EvaluateConfig, print_table, run_evaluation
 
-    cfg = {**_use_shipped("evaluate", cfg), "sampler": {k: v for k, v in cfg["sampler"].items() if v is not None}}
+    cfg = {
+        **_use_shipped("evaluate", cfg),
+        "sampler": {k: v for k, v in cfg["sampler"].items() if v is not None},
+    }
     config = build(EvaluateConfig, cfg)
     train_config = _tiny_inputs_config(config, config.policies and config.world_model and config.value_model)
     summary = run_evaluation(config, overwrite=bool(cfg["overwrite"]), train_config=train_config)

@@ -59,7 +59,9 @@ class DemoConfig:
         if not isinstance(self.workers, int) or self.workers < 0:
             raise UsageError(f"workers must be an integer >= 0, got {self.workers!r}")
         if not isinstance(self.zoo_checkpoints, int) or self.zoo_checkpoints < 0 or self.zoo_checkpoints == 1:
-            raise UsageError(f"zoo_checkpoints must be 0 (all) or an integer >= 2, got {self.zoo_checkpoints!r}")
+            raise UsageError(
+                f"zoo_checkpoints must be 0 (all) or an integer >= 2, got {self.zoo_checkpoints!r}"
+            )
         if not isinstance(self.train, bool):
             raise UsageError(f"train must be true or false, got {self.train!r}")
         from dataclasses import fields

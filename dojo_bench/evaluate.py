@@ -280,6 +280,26 @@ def agreement(
     return result
 
 
+def paired_block(frame, labels: list[str]) -> dict[str, Any]:
+    """Per policy and over all episodes: imagined vs real outcome of the same (policy, seed) (``paired_agreement``)."""
+    from dojo_bench.metrics import paired_agreement
+    from dojo_bench.rollout import IMAGINED, REAL
+
+    columns = ["policy", "seed", "success", "max_progress"]
+    pairs = frame[frame["world"] == IMAGINED][columns].merge(
+        frame[frame["world"] == REAL][columns], on=["policy", "seed"], suffixes=("_sim", "_real")
+    )
+
+    def score(rows) -> dict[str, Any]:
+        return paired_agreement(rows["success_sim"], rows["success_real"], rows["max_progress_sim"],
+                                rows["max_progress_real"])  # fmt: skip
+
+    policies = {
+        label: score(pairs[pairs["policy"] == label]) for label in labels if (pairs["policy"] == label).any()
+    }
+    return {"overall": score(pairs) if len(pairs) else None, "policies": policies}
+
+
 def leave_one_out_calibration(predicted: list[float], real: list[float]) -> float | None:
     """Calibration MAE after a linear fit on held-out policies: each policy's prediction is mapped through the line
     fitted on all the others (leave one out), then compared with its real success. None when fewer than 3
@@ -310,6 +330,7 @@ def run_evaluation(cfg: EvaluateConfig, overwrite: bool = False, train_config=No
     ``train_config`` (a ``dojo_bench.train.TrainConfig``) makes the tiny inputs for size=tiny without inputs."""
     from dojo_bench.dojo.tasks import get_task
     from dojo_bench.media import MediaRecorder, RenderOnly, media_index, write_curves
+    from dojo_bench.metrics import sampling_ceiling
     from dojo_bench.results import SUMMARY_FILE, ResultStore, run_missing, write_summary_json
     from dojo_bench.rollout import IMAGINED, REAL, GroundTruthScorer, ImaginedWorld, RealWorlds, ValueScorer
     from policies.loading import checkpoint_hash
@@ -363,6 +384,10 @@ def run_evaluation(cfg: EvaluateConfig, overwrite: bool = False, train_config=No
         else:
             real_episodes[label] = np.array([real_rates[label]])
     block = agreement(sim_episodes, real_episodes, cfg.bootstrap, cfg.confidence, cfg.seed)
+    if real_rates is None:
+        block["paired"] = paired_block(frame, list(loaded))
+    block["ceiling"] = sampling_ceiling([row["real"] for row in block["policies"].values()], len(seeds),
+                                        confidence=cfg.confidence)  # fmt: skip
     block["real_source"] = str(cfg.real_csv) if real_rates is not None else "dojo"
     block["success_threshold"] = threshold
     block["inputs"] = {"policies": dict(zip(loaded, policies, strict=True)), "world_model": world_model,
@@ -421,6 +446,18 @@ def print_table(summary: dict[str, Any]) -> None:
         ", ".join(f"{name} {show(block[name])}" for name in ("pearson", "spearman", "kendall", "mmrv"))
         + f", calibration MAE {show(block['calibration_mae'])} ({level} bootstrap intervals)"
     )
+    paired, ceiling = block.get("paired", {}).get("overall"), block.get("ceiling")
+    if paired:
+        console.print(
+            f"paired episodes (same policy and seed): imagined and real outcome agree in {paired['accuracy']:.1%} "
+            f"of {paired['n']}; mean max-progress gap {paired['progress_gap']:.3f}"
+        )
+    if ceiling:
+        console.print(
+            f"sampling ceiling at {ceiling['seeds']} seeds (right rates, unrelated episodes): pearson "
+            f"{ceiling['pearson']:.3f} [{ceiling['pearson_low']:.3f}, {ceiling['pearson_high']:.3f}], mmrv "
+            f"{ceiling['mmrv']:.3f} [{ceiling['mmrv_low']:.3f}, {ceiling['mmrv_high']:.3f}]"
+        )
     fitted = block.get("calibration_mae_fitted", {}).get("value")
     loop = block.get("closed_loop", {})
     console.print(

@@ -400,3 +400,67 @@ def bootstrap_ci(
     alpha = 1.0 - confidence
     low, high = np.quantile(values, [alpha / 2.0, 1.0 - alpha / 2.0])
     return BootstrapCI(point=point, low=float(low), high=float(high))
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Episode-level agreement and the sampling ceiling
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def paired_agreement(
+    sim_success: ArrayLike, real_success: ArrayLike, sim_progress: ArrayLike, real_progress: ArrayLike
+) -> dict[str, float | int]:
+    """Same policy, same seed, imagined vs real: how often the outcome agrees, and the progress gap.
+
+    All four are per-episode arrays aligned by seed. Returns ``accuracy`` (share of episodes where imagined and real
+    success agree), the four cells (``both``, ``neither``, ``imagined_only``, ``real_only``), ``progress_gap``
+    (mean |imagined - real| max progress) and ``n``."""
+    sim, real = (np.asarray(a, dtype=bool) for a in (sim_success, real_success))
+    sim_p, real_p = (np.asarray(a, dtype=np.float64) for a in (sim_progress, real_progress))
+    if not (sim.shape == real.shape == sim_p.shape == real_p.shape) or sim.ndim != 1:
+        raise ValueError("paired_agreement needs four 1-D arrays of the same length")
+    if sim.size == 0:
+        raise ValueError("paired_agreement needs at least one episode")
+    return {
+        "accuracy": float((sim == real).mean()),
+        "both": int((sim & real).sum()),
+        "neither": int((~sim & ~real).sum()),
+        "imagined_only": int((sim & ~real).sum()),
+        "real_only": int((~sim & real).sum()),
+        "progress_gap": float(np.abs(sim_p - real_p).mean()),
+        "n": int(sim.size),
+    }
+
+
+def sampling_ceiling(
+    rates: ArrayLike, seeds: int, simulations: int = 2000, seed: int = 0, confidence: float = 0.95
+) -> dict[str, float]:
+    """What finite seeds alone allow: r and MMRV of a world model that is right on average but whose episode
+    outcomes are unrelated to the real ones.
+
+    Each simulation draws, for every policy with true rate ``rates[i]``, ``seeds`` real and ``seeds`` imagined
+    Bernoulli episodes independently, and scores the two sets of rates. Returns the mean Pearson r and MMRV and
+    their central ``confidence`` ranges over simulations (a simulation with constant rates counts as r = 0)."""
+    p = _as_1d_finite(rates, "rates")
+    if p.size < 2 or ((p < 0) | (p > 1)).any():
+        raise ValueError("sampling_ceiling needs at least two rates in [0, 1]")
+    if seeds < 1 or simulations < 1:
+        raise ValueError("seeds and simulations must be >= 1")
+    _check_confidence(confidence)
+    rng = np.random.default_rng(seed)
+    real = rng.binomial(seeds, p, size=(simulations, p.size)) / seeds
+    sim = rng.binomial(seeds, p, size=(simulations, p.size)) / seeds
+    r = np.array(
+        [0.0 if _is_constant(a) or _is_constant(b) else pearson(a, b) for a, b in zip(sim, real, strict=True)]
+    )
+    m = np.array([mmrv(a, b) for a, b in zip(sim, real, strict=True)])
+    tail = (1 - confidence) / 2
+    return {
+        "seeds": int(seeds),
+        "pearson": float(r.mean()),
+        "pearson_low": float(np.quantile(r, tail)),
+        "pearson_high": float(np.quantile(r, 1 - tail)),
+        "mmrv": float(m.mean()),
+        "mmrv_low": float(np.quantile(m, tail)),
+        "mmrv_high": float(np.quantile(m, 1 - tail)),
+    }

@@ -230,7 +230,9 @@ def evaluate_dataset(env, root: Path, cfg: WmEvalConfig, progress=None, value=No
         return torch.from_numpy(np.concatenate(arrays)).movedim(-1, -3)
 
     table = horizon_table(layout(predicted), layout(real), layout(context), cfg.horizons)
-    probes = probe_table(np.concatenate(predicted), np.concatenate(real), np.concatenate(context), list(table))
+    probes = probe_table(
+        np.concatenate(predicted), np.concatenate(real), np.concatenate(context), list(table)
+    )
     for h, row in table.items():
         row.update(probes.get(h, {}))  # agent and T errors in pixels, beside copy-last's
     result = {"root": str(root), "episodes": len(bounds), "frames": length, "horizons": table}

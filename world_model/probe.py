@@ -66,9 +66,6 @@ def probe_errors(imagined: np.ndarray, real: np.ndarray) -> dict[str, np.ndarray
     }
 
 
-
-
-
 def probe_table(
     predicted: np.ndarray, real: np.ndarray, context: np.ndarray, horizons: list[int]
 ) -> dict[int, dict[str, float]]:
@@ -87,9 +84,15 @@ def probe_table(
         copy = probe_errors(context, real[:, h - 1])
         row = {}
         for thing in ("agent", "tee"):
-            row[f"{thing}_px"] = float(np.nanmean(model[thing]) * to_px) if np.isfinite(model[thing]).any() else None
-            row[f"copy_{thing}_px"] = float(np.nanmean(copy[thing]) * to_px) if np.isfinite(copy[thing]).any() else None
+            row[f"{thing}_px"] = (
+                float(np.nanmean(model[thing]) * to_px) if np.isfinite(model[thing]).any() else None
+            )
+            row[f"copy_{thing}_px"] = (
+                float(np.nanmean(copy[thing]) * to_px) if np.isfinite(copy[thing]).any() else None
+            )
             row[f"{thing}_missing"] = float(np.isnan(model[thing]).mean())
         table[h] = row
     return table
+
+
 __all__ = ["agent_position", "pixel_counts", "probe_errors", "probe_table", "tee_centroid"]

@@ -314,3 +314,32 @@ def test_bootstrap_rejects_bad_input() -> None:
         bootstrap_ci(pearson, SIM, REAL, n_resamples=0)
     with pytest.raises(ValueError, match="confidence"):
         bootstrap_ci(pearson, SIM, REAL, confidence=1.5)
+
+
+def test_paired_agreement_counts_the_four_cells_by_hand():
+    from dojo_bench.metrics import paired_agreement
+
+    result = paired_agreement(
+        [1, 1, 0, 0, 1], [1, 0, 0, 1, 1], [0.9, 0.95, 0.2, 0.5, 1.0], [1.0, 0.5, 0.2, 0.9, 1.0]
+    )
+    assert result == {"accuracy": 0.6, "both": 2, "neither": 1, "imagined_only": 1, "real_only": 1,
+                      "progress_gap": pytest.approx((0.1 + 0.45 + 0 + 0.4 + 0) / 5), "n": 5}  # fmt: skip
+    with pytest.raises(ValueError, match="same length"):
+        paired_agreement([1], [1, 0], [0.1], [0.1, 0.2])
+
+
+def test_sampling_ceiling_matches_the_notes_simulation_and_tightens_with_seeds():
+    from dojo_bench.metrics import sampling_ceiling
+
+    rates = [0.08, 0.12, 0.20, 0.26, 0.36, 0.40, 0.52, 0.68, 0.72, 0.72, 0.78, 0.86, 0.86, 0.90, 0.96]
+    at50, at100 = sampling_ceiling(rates, 50), sampling_ceiling(rates, 100)
+    # The feasibility note's simulation of the same rates: r 0.970 and MMRV 0.052 at 50 seeds, MMRV 0.027 at 100.
+    assert at50["pearson"] == pytest.approx(0.970, abs=0.01) and at50["mmrv"] == pytest.approx(
+        0.052, abs=0.01
+    )
+    assert at100["mmrv"] == pytest.approx(0.027, abs=0.006) and at100["pearson"] > at50["pearson"]
+    assert at50["mmrv_low"] <= at50["mmrv"] <= at50["mmrv_high"]
+    # Rates all equal: any ordering is noise, r counts 0.
+    assert sampling_ceiling([0.5, 0.5], 10)["pearson"] < 0.5
+    with pytest.raises(ValueError, match="two rates"):
+        sampling_ceiling([0.5], 10)
