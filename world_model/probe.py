@@ -74,7 +74,7 @@ def probe_table(
     thing in only one of the two counts in ``*_missing``, the share of such frames).
 
     predicted, real: (N, K, H, W, 3) uint8; context: (N, H, W, 3) uint8, the last observed frame."""
-    n, k, h_px = real.shape[0], real.shape[1], real.shape[2]
+    k, h_px = real.shape[1], real.shape[2]
     to_px = h_px / ARENA_SIZE
     table = {}
     for h in horizons:
