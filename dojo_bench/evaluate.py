@@ -35,6 +35,27 @@ from dojo_bench.run_dir import is_finished, prepare_run_dir
 
 DEVICES = ("auto", "cpu", "cuda")
 INPUTS_DIR = "inputs"
+REFERENCE_WORLD = (
+    "dojo"  # world_model=dojo: the state-space reference (the simulator itself, value-model scored)
+)
+
+
+@dataclass
+class ReferenceSampler:
+    method: str = "dojo_simulator"
+    num_steps: int = 0
+
+
+class ReferenceEnv:
+    """What ``world_model=dojo`` loads: the face of an imagined env for the checks; the episodes run in
+    ``rollout.ReferenceWorld``."""
+
+    action_dim = state_dim = 2
+    chunk_size = 1
+    image_size = 96
+
+    def __init__(self) -> None:
+        self.sampler = type("Sampler", (), {"cfg": ReferenceSampler()})()
 
 
 @dataclass
@@ -77,6 +98,10 @@ class EvaluateConfig:
             raise UsageError(f"max_steps must be a positive integer or null, got {self.max_steps!r}")
         if self.success_threshold is not None and not 0 < self.success_threshold <= 1:
             raise UsageError(f"success_threshold must be in (0, 1], got {self.success_threshold}")
+        if self.world_model == REFERENCE_WORLD and (self.starts is not None or self.real_csv is not None):
+            raise UsageError(
+                "world_model=dojo (the state-space reference) runs the dojo's own starts: drop starts= and real_csv="
+            )
         if self.preset != "tiny":
             missing = [k for k in ("policies", "world_model", "value_model") if not getattr(self, k)]
             if missing:
@@ -172,7 +197,11 @@ def load_inputs(cfg: EvaluateConfig, policies: list[str], world_model: str, valu
     from policies.loading import check_action_dim, load_policy
     from world_model.evaluate import load_env
 
-    env = load_env(world_model, device, cfg.sampler, cfg.seed)
+    env = (
+        ReferenceEnv()
+        if world_model == REFERENCE_WORLD
+        else load_env(world_model, device, cfg.sampler, cfg.seed)
+    )
     value = load_value_model(value_model, device)
     labels = policy_labels(policies)
     loaded = {}
@@ -332,7 +361,15 @@ def run_evaluation(cfg: EvaluateConfig, overwrite: bool = False, train_config=No
     from dojo_bench.media import MediaRecorder, RenderOnly, media_index, write_curves
     from dojo_bench.metrics import sampling_ceiling
     from dojo_bench.results import SUMMARY_FILE, ResultStore, run_missing, write_summary_json
-    from dojo_bench.rollout import IMAGINED, REAL, GroundTruthScorer, ImaginedWorld, RealWorlds, ValueScorer
+    from dojo_bench.rollout import (
+        IMAGINED,
+        REAL,
+        GroundTruthScorer,
+        ImaginedWorld,
+        RealWorlds,
+        ReferenceWorld,
+        ValueScorer,
+    )
     from policies.loading import checkpoint_hash
     from world_model.evaluate import resolve_device
 
@@ -366,7 +403,10 @@ def run_evaluation(cfg: EvaluateConfig, overwrite: bool = False, train_config=No
             world = RenderOnly(real, media_seeds)
             ran[REAL] = run_missing(store, loaded, world, seeds, max_steps, GroundTruthScorer(),
                                     cfg.batch_size, on_batch=recorder.flush, recorder=recorder)  # fmt: skip
-        imagined = ImaginedWorld(env, initial, noise_seed=cfg.seed)
+        if world_model == REFERENCE_WORLD:
+            imagined = ReferenceWorld(task, workers=cfg.workers)
+        else:
+            imagined = ImaginedWorld(env, initial, noise_seed=cfg.seed)
         scorer = ValueScorer(value.score, threshold)
         imagine_started = time.perf_counter()
         ran[IMAGINED] = run_missing(store, loaded, imagined, seeds, max_steps, scorer, cfg.batch_size,

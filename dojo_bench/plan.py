@@ -77,6 +77,10 @@ class PlanConfig:
     def __post_init__(self) -> None:
         if not self.out:
             raise UsageError("out=DIR is required: where to write the results")
+        if self.world_model == "dojo":
+            raise UsageError(
+                "world_model=dojo is evaluate's state-space reference; plan's oracle planner scores with the simulator"
+            )
         if self.device not in DEVICES:
             raise UsageError(f"unknown device={self.device!r}; choose one of {', '.join(DEVICES)}")
         if isinstance(self.policies, str):

@@ -313,6 +313,22 @@ class RealWorlds:
             self.close()
 
 
+class ReferenceWorld(RealWorlds):
+    """The state-space reference for ``evaluate world_model=dojo``: the dojo's own simulator standing in for the
+    imagined world (every frame rendered, scored by the value model like any imagined episode). The agreement it
+    reaches is a ceiling for the harness: what is left when the world model is perfect."""
+
+    name = IMAGINED
+
+    def __init__(self, task, workers: int = 0) -> None:
+        super().__init__(task, render_frames=True, workers=workers)
+        self.frames_stepped = 0
+
+    def step(self, action_chunk: np.ndarray, active: np.ndarray | None = None):
+        self.frames_stepped += int(np.asarray(action_chunk).shape[0] * np.asarray(action_chunk).shape[1])
+        return super().step(action_chunk, active)
+
+
 def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 

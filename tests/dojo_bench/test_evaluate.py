@@ -136,3 +136,43 @@ def test_policy_action_dim_mismatch_is_one_line(tiny_run, tmp_path, capsys, monk
     err = capsys.readouterr().err.strip()
     assert "2-d actions" in err and "3-d actions" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_the_state_space_reference_runs_the_simulator_scored_by_the_value_model(tiny_evaluate_run, tmp_path):
+    import json
+
+    from dojo_bench.cli import main
+
+    _, run, _ = tiny_evaluate_run
+    inputs = run / "inputs"
+    policies = sorted(str(p) for p in inputs.rglob("pretrained_model"))
+    value = next(str(p) for p in inputs.rglob("release") if "value" in str(p))
+    out = tmp_path / "reference"
+    args = ["evaluate", "size=tiny", "device=cpu", f"out={out}", f"policies=[{','.join(policies)}]",
+            "world_model=dojo", f"value_model={value}", "seeds=3", "max_steps=8", "bootstrap=20"]  # fmt: skip
+    assert main(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    block = summary["agreement"]
+    assert (
+        block["inputs"]["world_model"] == "dojo"
+        and block["closed_loop"]["sampler"]["method"] == "dojo_simulator"
+    )
+    assert block["paired"]["overall"]["n"] == 3 * len(policies)
+    assert block["ceiling"]["seeds"] == 3
+    assert 0 <= block["paired"]["overall"]["progress_gap"] <= 1
+
+
+def test_the_reference_refuses_starts_and_real_csv_and_plan_refuses_it(tmp_path, capsys):
+    from dojo_bench.cli import main
+
+    out = tmp_path / "x"
+    assert (
+        main(
+            ["evaluate", f"out={out}", "policies=[a]", "world_model=dojo", "value_model=v", "real_csv=r.csv"]
+        )
+        == 2
+    )
+    assert "world_model=dojo" in capsys.readouterr().err
+    assert main(["plan", f"out={out}", "policies=[a]", "world_model=dojo", "value_model=v"]) == 2
+    assert "state-space reference" in capsys.readouterr().err
+    assert not out.exists()
