@@ -334,12 +334,49 @@ def write_comparison(result: dict[str, Any], out: Path, base_name: str, new_name
     return paths
 
 
+def run_kind(summary: dict[str, Any]) -> str | None:
+    """``evaluate`` or ``plan`` by the blocks their summaries carry; None for anything else."""
+    if isinstance(summary.get("agreement"), dict):
+        return "evaluate"
+    if isinstance(summary.get("planning"), dict):
+        return "plan"
+    return None
+
+
+def comparability_problems(base: dict[str, Any], new: dict[str, Any], metric: str) -> list[str]:
+    """Why two summaries cannot be compared (empty when they can). The gate fails closed: runs of different kinds,
+    tasks or seeds, or with no policy measured in both, would make any verdict meaningless."""
+    problems = []
+    kinds = run_kind(base), run_kind(new)
+    if None in kinds:
+        problems.append("a run is neither an evaluate nor a plan run (no agreement or planning block)")
+    elif kinds[0] != kinds[1]:
+        problems.append(f"the runs are of different kinds ({kinds[0]} vs {kinds[1]})")
+    prov = [s.get("provenance") if isinstance(s.get("provenance"), dict) else {} for s in (base, new)]
+    seeds = [p.get("seeds") for p in prov]
+    if None in seeds or seeds[0] != seeds[1]:
+        problems.append(
+            "the runs used different seeds (or do not record them): compare runs of the same seeds"
+        )
+    tasks = [(p.get("config") or {}).get("task") for p in prov]
+    if None in tasks or tasks[0] != tasks[1]:
+        problems.append(f"the runs are of different tasks ({tasks[0]} vs {tasks[1]})")
+    before, after = rates(base), rates(new)
+    if not any(metric in before[n] and metric in after.get(n, {}) for n in before):
+        problems.append(f"no policy has {metric} success in both runs: nothing to gate on")
+    return problems
+
+
 def run_compare(cfg: CompareConfig, overwrite: bool = False) -> dict[str, Any]:
     """``dojo-bench compare``: write the comparison into ``cfg.out``; returns compare.json's content plus the files
     written (``check_gate`` turns a failed gate into ``GateFailed``)."""
     from dojo_bench.run_dir import prepare_run_dir
 
     base, new = read_summary(cfg.base), read_summary(cfg.new)
+    problems = comparability_problems(base, new, cfg.metric)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise DojoError(f"cannot compare {cfg.base} with {cfg.new}: {problems[0]}{more}")
     result = compare_summaries(base, new, cfg.gate())
     run = prepare_run_dir(cfg.out, "compare", asdict(cfg), overwrite)
     base_name, new_name = str(Path(cfg.base).resolve()), str(Path(cfg.new).resolve())
@@ -358,5 +395,5 @@ def check_gate(result: dict[str, Any]) -> None:
     raise GateFailed(f"regression gate failed: {failures[0]}{more}{where}")
 
 
-__all__ = ["CompareConfig", "Gate", "GateFailed", "compare_summaries", "newcombe_interval", "to_markdown",
+__all__ = ["CompareConfig", "Gate", "GateFailed", "compare_summaries", "comparability_problems", "newcombe_interval", "to_markdown",
            "run_compare", "check_gate", "read_summary", "rates"]  # fmt: skip

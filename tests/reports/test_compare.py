@@ -84,3 +84,41 @@ def test_compare_exits_nonzero_on_a_planted_regression_and_zero_otherwise(
     assert main(["compare", str(base), str(new), f"out={tmp_path / 'off'}", "max_drop=null"]) == 0
     assert main(["compare", str(base), f"out={tmp_path / 'one'}"]) == 2
     assert main(["compare", str(base), str(new), f"out={tmp_path / 'x'}", "metric=fps"]) == 2
+
+
+def _variant(eval_run, tmp_path, name, change):
+    """A copy of the tiny run's summary.json alone, changed by ``change(summary)``."""
+    summary = json.loads((eval_run / "summary.json").read_text())
+    change(summary)
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "summary.json").write_text(json.dumps(summary))
+    return folder
+
+
+def _plan_kind(s):
+    s["planning"] = {"num_proposals": 2}
+    del s["agreement"]
+
+
+def _no_common_policy(s):
+    s["policies"] = {f"other-{k}": v for k, v in s["policies"].items()}
+    s["agreement"]["policies"] = {}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (_plan_kind, "different kinds (evaluate vs plan)"),
+        (_no_common_policy, "no policy has real success in both runs"),
+        (lambda s: s["provenance"].update(seeds=[7, 8]), "different seeds"),
+        (lambda s: s["provenance"]["config"].update(task="pusht"), "different tasks"),
+        (lambda s: s.pop("agreement"), "neither an evaluate nor a plan run"),
+    ],
+)
+def test_the_gate_fails_closed_on_runs_that_cannot_be_compared(eval_run, tmp_path, capsys, change, message):
+    new = _variant(eval_run, tmp_path, "new", change)
+    assert main(["compare", str(eval_run), str(new), f"out={tmp_path / 'out'}"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert message in err and "cannot compare" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
