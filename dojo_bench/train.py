@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pickle
 import signal
 import time
 from dataclasses import asdict, dataclass, field
@@ -479,7 +480,13 @@ def fit_module(cfg, module, out: Path, resumed: bool, callbacks, has_validation:
     )
     started = time.perf_counter()
     try:
-        trainer.fit(module, ckpt_path=last if resumed and last.is_file() else None, **data)
+        # weights_only: the checkpoint is tensors and plain containers; never unpickle objects from a file.
+        trainer.fit(module, ckpt_path=last if resumed and last.is_file() else None, weights_only=True, **data)
+    except pickle.UnpicklingError as error:
+        raise DojoError(
+            f"{last} is not a checkpoint this code wrote (weights-only loading refused it: "
+            f"{str(error).splitlines()[0][:120]}); pass overwrite=true to start again"
+        ) from None
     except SystemExit:
         # Lightning turns Ctrl-C into sys.exit(1) after ignoring SIGINT: give the CLI its KeyboardInterrupt back.
         signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -81,6 +81,30 @@ def test_interrupted_run_resumes_from_last_checkpoint(tiny_robot_run, tmp_path):
     assert json.loads((out / "run.json").read_text())["status"] == "finished"
 
 
+def test_a_last_checkpoint_holding_objects_is_refused_not_unpickled(tiny_robot_run, tmp_path):
+    import argparse
+
+    import lightning as L
+    import torch
+
+    from dojo_bench.errors import DojoError
+
+    data, _, _ = tiny_robot_run
+    out = tmp_path / "tok"
+
+    class Crash(L.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step == 3:
+                raise RuntimeError("power cut")
+
+    with pytest.raises(RuntimeError, match="power cut"):
+        run_train(tokenizer_config(data, out), callbacks=[Crash()])
+    last = out / "checkpoints" / "last.ckpt"
+    torch.save({"state_dict": {}, "planted": argparse.Namespace(payload="not data")}, last)
+    with pytest.raises(DojoError, match="weights-only loading refused it"):
+        run_train(tokenizer_config(data, out))
+
+
 def test_bad_inputs_give_one_line(tiny_robot_run, tmp_path, capsys):
     import torch
 
