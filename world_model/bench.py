@@ -113,7 +113,8 @@ def resolve_device(device: str) -> str:
 
 
 def build_model(cfg: BenchConfig):
-    """A ``LitWorldModel`` (tokenizer + DiT) with random weights at the configured size, or the release's."""
+    """A ``LitWorldModel`` (tokenizer + DiT) with random weights at the configured size, or the release's; for a
+    pixel world-model release, its ``PixelImaginedEnv`` (imagination only)."""
     from world_model.dit import make_dit_config
     from world_model.lit_world_model import LitWorldModel, LitWorldModelConfig
     from world_model.sampler import SamplerConfig
@@ -122,8 +123,16 @@ def build_model(cfg: BenchConfig):
     if cfg.release is not None:
         from world_model.checkpoint import CheckpointError
         from world_model.imagined_env import ImaginedEnv
+        from world_model.pixel_env import PixelImaginedEnv, is_pixel_release
 
         try:
+            if is_pixel_release(cfg.release):
+                if cfg.what != "imagine":
+                    raise CheckpointError(
+                        f"{cfg.release} is the pixel world model: bench it with what=imagine "
+                        "(its training speed is in its training run's summary)"
+                    )
+                return PixelImaginedEnv.from_checkpoint(cfg.release, seed=cfg.seed)
             env = ImaginedEnv.from_checkpoint(cfg.release, sampler=SamplerConfig(**cfg.sampler))
         except (CheckpointError, TypeError, ValueError) as error:
             raise DojoError(str(error)) from None
@@ -262,8 +271,17 @@ def bench_imagine(cfg: BenchConfig, module, device: str) -> dict[str, Any]:
     from world_model.imagined_env import ImaginedEnv
     from world_model.sampler import SamplerConfig
 
-    sampler = SamplerConfig(**{**asdict(module.cfg.sampler), **cfg.sampler})
-    env = ImaginedEnv(module.tokenizer, module.dit, module.cfg, device=device, sampler=sampler, seed=cfg.seed)
+    if hasattr(module, "step"):  # an env already: the pixel world model (one pass per frame, no sampler)
+        import torch
+
+        env, sampler = module, module.sampler.cfg
+        env.model.to(device)
+        env.device = torch.device(device)
+    else:
+        sampler = SamplerConfig(**{**asdict(module.cfg.sampler), **cfg.sampler})
+        env = ImaginedEnv(
+            module.tokenizer, module.dit, module.cfg, device=device, sampler=sampler, seed=cfg.seed
+        )
     rng = np.random.default_rng(cfg.seed)
     size, c = env.image_size, env.chunk_size
     results = {}

@@ -157,3 +157,21 @@ def test_tiny_cpu_fit_beats_copy_last_on_the_agent_and_needs_the_actions(one_thr
     # Measured (1 thread): 9.7 against copy-last's 12.9 and shuffled actions' 14.4 arena units.
     assert model_error < 0.85 * copy_error, (model_error, copy_error)
     assert shuffled_error > 1.3 * model_error, (shuffled_error, model_error)
+
+
+def test_bench_measures_the_pixel_model_imagining_and_refuses_training(tmp_path, capsys):
+    import json
+
+    from dojo_bench.cli import main
+
+    save_world_model(tmp_path / "release", pixel=PixelWorldModel(PixelWorldModelConfig(**TINY)))
+    args = ["bench", "what=imagine", f"release={tmp_path / 'release'}", f"out={tmp_path / 'b'}", "imagine_batches=[2]",
+            "imagine_chunks=2"]  # fmt: skip
+    assert main(args) == 0
+    result = json.loads((tmp_path / "b" / "bench.json").read_text())
+    assert (
+        result["imagine"]["sampler"]["method"] == "one_pass"
+        and result["imagine"]["batches"]["2"]["frames"] == 4
+    )
+    assert main(["bench", "what=train", f"release={tmp_path / 'release'}", f"out={tmp_path / 'c'}"]) == 1
+    assert "bench it with what=imagine" in capsys.readouterr().err
