@@ -92,6 +92,12 @@ class EvaluateConfig:
         for name in ("seeds", "batch_size", "bootstrap"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise UsageError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 0:
+            raise UsageError(f"workers must be an integer >= 0, got {self.workers!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise UsageError(f"seed must be an integer >= 0 (the first dojo seed), got {self.seed!r}")
+        if not isinstance(self.confidence, int | float) or not 0 < self.confidence < 1:
+            raise UsageError(f"confidence must be in (0, 1), got {self.confidence!r}")
         if not isinstance(self.media_episodes, int) or self.media_episodes < 0:
             raise UsageError(f"media_episodes must be an integer >= 0, got {self.media_episodes!r}")
         if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps < 1):

@@ -99,6 +99,8 @@ class PlanConfig:
                 raise UsageError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if not isinstance(self.workers, int) or self.workers < 0:
             raise UsageError(f"workers must be an integer >= 0, got {self.workers!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise UsageError(f"seed must be an integer >= 0 (the first dojo seed), got {self.seed!r}")
         for name in ("max_steps", "imagine_batch"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):

@@ -176,3 +176,43 @@ def test_the_reference_refuses_starts_and_real_csv_and_plan_refuses_it(tmp_path,
     assert main(["plan", f"out={out}", "policies=[a]", "world_model=dojo", "value_model=v"]) == 2
     assert "state-space reference" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_evaluate_uses_the_shipped_zoo_and_default_models_when_not_given(tmp_path, capsys, one_thread):
+    import json
+
+    from dojo_bench.cli import main
+    from dojo_bench.shipped import shipped_model
+    from policies.zoo import shipped_zoo
+
+    out = tmp_path / "defaults"
+    args = ["evaluate", f"out={out}", "seeds=2", "max_steps=8", "batch_size=2", "bootstrap=20", "device=cpu",
+            "media_episodes=0"]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert printed.splitlines()[0].startswith(
+        "dojo-bench evaluate: using the shipped zoo ("
+        f"{len(shipped_zoo().names)} checkpoints), the default world model"
+    )
+    block = json.loads((out / "summary.json").read_text())["agreement"]
+    assert sorted(block["inputs"]["policies"].values()) == sorted(shipped_zoo().paths())
+    assert block["inputs"]["world_model"] == shipped_model("world_model")
+    assert "pearson" in printed and "mmrv" in printed and "sampling ceiling" in printed
+
+
+@pytest.mark.parametrize(
+    ("arg", "message"),
+    [
+        ("confidence=1.5", "confidence must be in (0, 1)"),
+        ("workers=-1", "workers must be an integer >= 0"),
+        ("seed=-5", "seed must be an integer >= 0"),
+    ],
+)
+def test_evaluate_refuses_bad_numbers_before_anything_is_written(tmp_path, capsys, arg, message):
+    from dojo_bench.cli import main
+
+    out = tmp_path / "run"
+    assert main(["evaluate", "size=tiny", f"out={out}", arg]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not out.exists()
