@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+# Decoded-frame caches of the tests' datasets go to a folder of this session, not the user's cache.
+os.environ["DOJO_BENCH_CACHE"] = tempfile.mkdtemp(prefix="dojo-bench-test-cache-")
 
 
 @pytest.fixture(scope="session")

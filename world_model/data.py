@@ -12,8 +12,9 @@ batch.py layout (without the batch dimension):
 Decoded-frame cache: video decoding would bind training, so each dataset's frames are decoded once with PyAV (the
 mp4 files, read front to back) into one uint8 ``.npy`` file (N, H, W, 3) that clips then read through a memmap.
 The file name carries a hash of ``meta/info.json`` and the episode index files, so a re-recorded dataset gets a
-new cache. It lives in ``<root>/.frame_cache/`` unless ``cache_dir`` is given; it is written to a temporary name
-and renamed, so an interrupted decode never leaves a cache that looks complete.
+new cache. It lives in the user cache (``$DOJO_BENCH_CACHE/frames``, default ``~/.cache/dojo-bench/frames``) unless
+``cache_dir`` is given, never inside the dataset (inputs are read-only); it is written to a temporary name and
+renamed, so an interrupted decode never leaves a cache that looks complete.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from dojo_bench.errors import DojoError
 from dojo_bench.keys import ACTION, OBS_IMAGE, OBS_STATE
 
-CACHE_DIR_NAME = ".frame_cache"
+CACHE_ENV = "DOJO_BENCH_CACHE"  # where decoded-frame caches go when cache_dir is not given
 
 
 @dataclass
@@ -138,11 +139,16 @@ def dataset_hash(root: Path) -> str:
 # ----------------------------------------------------------------------------------------------------------------------
 
 
+def default_cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "dojo-bench") / "frames"
+
+
 def cache_path(root: Path, cache_dir: str | Path | None = None) -> Path:
-    name = f"frames-{dataset_hash(root)}.npy"
-    if cache_dir is None:
-        return root / CACHE_DIR_NAME / name
-    return Path(cache_dir) / f"{root.resolve().name}-{name}"
+    """The cache file of ``root``'s frames: named by the dataset's folder, a hash of its absolute path and a hash
+    of what defines its frames, in ``cache_dir`` (default: ``default_cache_dir()``)."""
+    root = Path(root).resolve()
+    where = hashlib.sha256(str(root).encode()).hexdigest()[:8]
+    return Path(cache_dir or default_cache_dir()) / f"{root.name}-{where}-frames-{dataset_hash(root)}.npy"
 
 
 def decode_frames(root: Path, info: dict[str, Any], episodes, target: np.ndarray) -> None:

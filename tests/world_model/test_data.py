@@ -38,6 +38,8 @@ def test_clips_match_lerobot_and_stay_in_episodes(roots):
     module = ClipDataModule(make_config(roots))
     part = module.train_parts[0]
     assert part.frames_path == cache_path(roots[0]) and part.frames_path.is_file()
+    # Inputs are read-only: the cache lives outside the dataset.
+    assert roots[0].resolve() not in part.frames_path.resolve().parents
     # every clip lies inside one episode
     for start in part.starts:
         assert any(first <= start and start + 5 <= end for first, end in part.episode_bounds)
