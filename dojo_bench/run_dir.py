@@ -54,6 +54,10 @@ def prepare_run_dir(out: str | Path, verb: str, config: dict[str, Any], overwrit
     """Create, resume or refuse ``out`` for a run of ``verb`` with ``config`` (see module docstring)."""
     path = Path(out).expanduser()
     digest = config_hash(config)
+    try:
+        path.exists()
+    except OSError as error:  # e.g. a name too long for the file system
+        raise UsageError(f"out={path} cannot be used: {error.strerror or error}") from None
     if path.exists() and not path.is_dir():
         raise UsageError(f"out={path} is a file, not a directory")
     if path.exists() and any(path.iterdir()):
@@ -75,18 +79,21 @@ def prepare_run_dir(out: str | Path, verb: str, config: dict[str, Any], overwrit
             raise UsageError(f"out={path} holds a finished {verb} run: pass overwrite=true to redo it")
         else:
             return RunDir(path, verb, config, resumed=True)
-    path.mkdir(parents=True, exist_ok=True)
-    write_json(
-        path / RUN_FILE,
-        {
-            "verb": verb,
-            "config": config,
-            "config_hash": digest,
-            "status": "running",
-            "started_at": time.time(),
-            "command": COMMAND,
-        },
-    )
+    record = {
+        "verb": verb,
+        "config": config,
+        "config_hash": digest,
+        "status": "running",
+        "started_at": time.time(),
+        "command": COMMAND,
+    }
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        write_json(path / RUN_FILE, record)
+    except (
+        OSError
+    ) as error:  # unwritable, too long, a file in the way, a full disk: one line, not a traceback
+        raise UsageError(f"out={path} cannot be written: {error.strerror or error}") from None
     return RunDir(path, verb, config, resumed=False)
 
 

@@ -116,3 +116,13 @@ def test_help_lists_verbs_and_keys(capsys):
     assert code == 0 and "data" in stdout and "inspect" in stdout
     code, stdout, _ = run_cli(capsys, "data", "--help")
     assert code == 0 and "episodes:" in stdout
+
+
+@pytest.mark.parametrize("verb", ["evaluate", "plan", "demo", "zoo", "train", "data"])
+def test_an_impossible_out_is_one_line_in_every_verb(tmp_path, capsys, verb):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    for out in (blocker / "run", tmp_path / ("x" * 300)):
+        code = main([verb, "size=tiny", f"out={out}"])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1 and "cannot be" in err, err
