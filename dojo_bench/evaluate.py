@@ -162,7 +162,10 @@ def read_real_csv(path: str | Path, labels: list[str]) -> dict[str, float]:
             ) from None
         if not 0 <= rate <= 1:
             raise DojoError(f"real_csv={path}: success_rate {rate} of {row['policy']} is not in [0, 1]")
-        rates[str(row["policy"]).strip()] = rate
+        name = str(row["policy"]).strip()
+        if name in rates:  # two rates for one policy: which one is real is not ours to guess
+            raise DojoError(f"real_csv={path} names policy {name} twice")
+        rates[name] = rate
     unknown = sorted(set(rates) - set(labels))
     if unknown:
         raise DojoError(

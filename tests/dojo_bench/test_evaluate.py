@@ -216,3 +216,13 @@ def test_evaluate_refuses_bad_numbers_before_anything_is_written(tmp_path, capsy
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+def test_a_real_csv_naming_a_policy_twice_is_refused(tmp_path):
+    from dojo_bench.errors import DojoError
+    from dojo_bench.evaluate import read_real_csv
+
+    path = tmp_path / "real.csv"
+    path.write_text("policy,success_rate\na,0.5\nb,0.2\na,0.7\n")
+    with pytest.raises(DojoError, match="names policy a twice"):
+        read_real_csv(path, ["a", "b"])
