@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import fields
@@ -392,6 +393,10 @@ def _verb_help(verb: str) -> str:
     return files(f"dojo_bench.conf.{verb.replace('-', '_')}").joinpath("config.yaml").read_text()
 
 
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -406,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     run_dir.COMMAND = shlex.join(["dojo-bench", verb, *args])
+    signal.signal(signal.SIGTERM, _terminate)  # a kill (not -9) stops like Ctrl-C: one line, resumable
     from dojo_bench.progress import quiet_libraries
 
     quiet_libraries()

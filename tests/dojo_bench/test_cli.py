@@ -126,3 +126,28 @@ def test_an_impossible_out_is_one_line_in_every_verb(tmp_path, capsys, verb):
         code = main([verb, "size=tiny", f"out={out}"])
         err = capsys.readouterr().err.strip()
         assert code == 2 and len(err.splitlines()) == 1 and "cannot be" in err, err
+
+
+def test_sigterm_stops_a_run_like_ctrl_c_and_the_same_command_resumes(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "data"
+    command = [sys.executable, "-m", "dojo_bench", "data", "kind=robot", "episodes=6", "max_steps=40", "workers=1",
+               "shard_size=1", f"out={out}"]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SDL_VIDEODRIVER": "dummy"}
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 120
+    while not list((out / ".work").rglob("DONE.json")) and time.time() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    if process.returncode == 0:
+        pytest.skip("the run finished before the signal")
+    assert process.returncode == 130, err
+    assert err.strip().splitlines()[-1].endswith("interrupted; run the same command again to resume")
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
