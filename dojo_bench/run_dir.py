@@ -24,8 +24,8 @@ COMMAND: str | None = None
 NEUTRAL_KEYS = frozenset({"out", "overwrite", "workers", "device"})
 
 
-def config_hash(config: dict[str, Any]) -> str:
-    relevant = {k: v for k, v in config.items() if k not in NEUTRAL_KEYS}
+def config_hash(config: dict[str, Any], neutral: frozenset[str] | set[str] = frozenset()) -> str:
+    relevant = {k: v for k, v in config.items() if k not in NEUTRAL_KEYS and k not in neutral}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -50,10 +50,21 @@ class RunDir:
         write_json(self.path / RUN_FILE, record)
 
 
-def prepare_run_dir(out: str | Path, verb: str, config: dict[str, Any], overwrite: bool) -> RunDir:
-    """Create, resume or refuse ``out`` for a run of ``verb`` with ``config`` (see module docstring)."""
+def prepare_run_dir(
+    out: str | Path,
+    verb: str,
+    config: dict[str, Any],
+    overwrite: bool,
+    neutral: frozenset[str] = frozenset(),
+    reopen_finished: bool = False,
+) -> RunDir:
+    """Create, resume or refuse ``out`` for a run of ``verb`` with ``config`` (see module docstring).
+
+    ``neutral``: more keys that do not change what the run's stages produce (resuming with other values is
+    allowed). ``reopen_finished``: a finished run of the same config is reopened (a verb whose finished stages are
+    reused and whose last stage is cheap to redo) instead of refused."""
     path = Path(out).expanduser()
-    digest = config_hash(config)
+    digest = config_hash(config, neutral)
     try:
         path.exists()
     except OSError as error:  # e.g. a name too long for the file system
@@ -75,9 +86,11 @@ def prepare_run_dir(out: str | Path, verb: str, config: dict[str, Any], overwrit
                 f"out={path} holds a {record.get('verb')} run with a different config: choose another out= "
                 "or pass overwrite=true"
             )
-        elif record.get("status") == "finished":
+        elif record.get("status") == "finished" and not reopen_finished:
             raise UsageError(f"out={path} holds a finished {verb} run: pass overwrite=true to redo it")
         else:
+            record.update(config=config, status="running")
+            write_json(record_path, record)
             return RunDir(path, verb, config, resumed=True)
     record = {
         "verb": verb,

@@ -36,6 +36,7 @@ from dojo_bench.run_dir import RUN_FILE, is_finished, prepare_run_dir, write_jso
 
 ZOO_DIR = "zoo"
 FP16_SUFFIX = "@fp16"
+SELECTION_KEYS = frozenset({"count", "low", "high", "min_gap", "min_runs", "fp16", "max_fp16_change"})
 
 
 @dataclass
@@ -57,7 +58,7 @@ class ZooConfig:
     real_seeds: int = 100  # real episodes per checkpoint: dojo seeds 0 .. real_seeds-1
     batch_size: int = 25  # real episodes rolled out together
     real_max_steps: int | None = None  # None: the task's horizon (a cap for tiny runs)
-    count: int = 12  # checkpoints to ship
+    count: int = 10  # checkpoints to ship
     low: float = 0.10  # shipped checkpoints' real success lies in [low, high]
     high: float = 0.90
     min_gap: float = 0.05  # no two shipped checkpoints closer than this, where avoidable
@@ -131,26 +132,30 @@ def select_spread(
     """Labels of at most ``count`` checkpoints whose rates lie in [low, high], spread as evenly as possible.
 
     Greedy max-min: start from the lowest and highest rate in range, then repeatedly add the candidate farthest
-    from every chosen rate, never one closer than ``min_gap``. Among candidates within half a gap of the farthest,
-    one from a run not yet represented goes first while fewer than ``min_runs`` runs are; remaining ties go to the
-    label that sorts first, so the choice is deterministic. Returned sorted by rate, then label.
+    from every chosen rate, never one closer than the current gap. The gap starts at ``min_gap``; when no candidate
+    respects it and fewer than ``count`` are chosen, it is halved (down to 0), so ``count`` is met whenever there
+    are enough candidates and two close rates are chosen only when that is unavoidable. Among candidates within half
+    a gap of the farthest, one from a run not yet represented goes first while fewer than ``min_runs`` runs are;
+    remaining ties go to the label that sorts first, so the choice is deterministic. Returned sorted by rate.
     """
     candidates = sorted((r, k) for k, r in rates.items() if low <= r <= high)
     if not candidates or count <= 0:
         return []
     chosen = [candidates[0]]
-    if count > 1 and candidates[-1][0] - candidates[0][0] >= max(min_gap, 1e-12):
+    if count > 1 and len(candidates) > 1:
         chosen.append(candidates[-1])
-    while len(chosen) < count:
+    gap = min_gap
+    while len(chosen) < min(count, len(candidates)):
         scored = []
         for rate, label in candidates:
             distance = min(abs(rate - r) for r, _ in chosen)
-            if (rate, label) not in chosen and distance >= min_gap:
+            if (rate, label) not in chosen and distance >= gap:
                 scored.append((distance, rate, label))
         if not scored:
-            break
+            gap = gap / 2 if gap > 1e-4 else 0.0
+            continue
         farthest = max(d for d, _, _ in scored)
-        pool = [c for c in scored if c[0] >= farthest - min_gap / 2]
+        pool = [c for c in scored if c[0] >= farthest - gap / 2]
         represented = {runs[k] for _, k in chosen}
         fresh = [c for c in pool if runs[c[2]] not in represented]
         if len(represented) < min_runs and fresh:
@@ -189,7 +194,10 @@ def run_zoo(cfg: ZooConfig, overwrite: bool = False, log=print, command: str = "
     from dojo_bench.train import TrainConfig, run_train
 
     started = time.perf_counter()
-    run = prepare_run_dir(cfg.out, "zoo", asdict(cfg), overwrite)
+    # The selection settings only shape the last stage, which is always redone: changing them re-selects from
+    # the measured checkpoints instead of rebuilding (resume an unfinished build, or a finished one with them).
+    run = prepare_run_dir(cfg.out, "zoo", asdict(cfg), overwrite, neutral=SELECTION_KEYS,
+                          reopen_finished=True)  # fmt: skip
     out = run.path
     seconds: dict[str, float] = {}
 

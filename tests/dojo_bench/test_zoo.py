@@ -23,8 +23,9 @@ def test_select_spread_takes_the_ends_then_the_widest_gaps():
     runs = dict.fromkeys(rates, "r0")
     # a and g lie outside [0.1, 0.9]; b and f are the ends; e splits the widest gap, then c (0.20 from b and e).
     assert select_spread(rates, runs, 4, 0.10, 0.90, 0.05) == ["b", "c", "e", "f"]
-    # d is only 0.02 from c: never both while min_gap is 0.05, even when more are asked for.
-    assert select_spread(rates, runs, 10, 0.10, 0.90, 0.05) == ["b", "c", "e", "f"]
+    # d is only 0.02 from c: chosen only once nothing respects the gap and more are asked for.
+    assert select_spread(rates, runs, 4, 0.10, 0.90, 0.05) == ["b", "c", "e", "f"]
+    assert select_spread(rates, runs, 10, 0.10, 0.90, 0.05) == ["b", "c", "d", "e", "f"]
     assert select_spread(rates, runs, 10, 0.10, 0.90, 0.0) == ["b", "c", "d", "e", "f"]
     assert select_spread(rates, runs, 1, 0.10, 0.90, 0.05) == ["b"]
     assert select_spread(rates, runs, 3, 0.96, 1.0, 0.05) == []
@@ -168,6 +169,22 @@ def test_bad_zoo_settings_are_refused_before_writing(tmp_path, capsys, args, mes
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_a_finished_zoo_reselects_with_new_selection_settings_without_rebuilding(tiny_zoo, capsys, tmp_path):
+    import shutil
+
+    out = tmp_path / "zoo"
+    shutil.copytree(tiny_zoo, out)
+    parts = len(list((out / "real" / "episodes").glob("part-*.parquet")))
+    assert main(["zoo", "size=tiny", f"out={out}", "device=cpu", "count=2"]) == 0
+    log = capsys.readouterr().out
+    assert "policies/round1: reusing the finished run" in log
+    assert len(json.loads((out / "zoo" / "manifest.json").read_text())["checkpoints"]) == 2
+    assert len(list((out / "real" / "episodes").glob("part-*.parquet"))) == parts  # nothing measured again
+    # A build setting is not a selection setting: another config, refused.
+    assert main(["zoo", "size=tiny", f"out={out}", "device=cpu", "real_seeds=3"]) == 2
+    assert "different config" in capsys.readouterr().err
 
 
 def test_zoo_build_needs_out(capsys):
