@@ -15,8 +15,9 @@ Stages (``out=DIR`` layout):
    ``save_steps``);
 3. ``real/``: every saved checkpoint in the real dojo on seeds ``0 .. real_seeds-1`` (``episodes.parquet``);
 4. ``zoo/``: the selected checkpoints (``select_spread``), stored in fp16 where that moves their success by at
-   most ``max_fp16_change`` on the same seeds (measured in ``real/`` too), with ``manifest.json``. Copy it to
-   ``policies/zoo/`` to ship it.
+   most ``max_fp16_change`` on the same seeds (every candidate's fp16 copy is measured in ``real/`` too, and
+   checkpoints that can be stored in fp16 are preferred among equally spread ones), with ``manifest.json``.
+   ``dojo-bench zoo ship zoo_dir=OUT/zoo`` copies it into the package.
 
 The world and value models never see these rollouts: the zoo is what they are judged on.
 """
@@ -128,6 +129,7 @@ def select_spread(
     high: float,
     min_gap: float,
     min_runs: int = 1,
+    prefer: set[str] | frozenset[str] = frozenset(),
 ) -> list[str]:
     """Labels of at most ``count`` checkpoints whose rates lie in [low, high], spread as evenly as possible.
 
@@ -160,7 +162,8 @@ def select_spread(
         fresh = [c for c in pool if runs[c[2]] not in represented]
         if len(represented) < min_runs and fresh:
             pool = fresh
-        _, rate, label = min(pool, key=lambda c: (-c[0], c[2]))
+        preferred = [c for c in pool if c[2] in prefer]
+        _, rate, label = min(preferred or pool, key=lambda c: (-c[0], c[2]))
         chosen.append((rate, label))
     return [label for _, label in sorted(chosen)]
 
@@ -250,12 +253,15 @@ def run_zoo(cfg: ZooConfig, overwrite: bool = False, log=print, command: str = "
 
     real_dir = out / "real"
     rates = measure_real(cfg, checkpoints, real_dir, log)
+    candidates = [k for k, v in rates.items() if cfg.low <= v["rate"] <= cfg.high]
+    halves = measure_fp16(cfg, {k: checkpoints[k] for k in candidates}, real_dir, log) if cfg.fp16 else {}
+    fp16_ok = {k for k, h in halves.items() if abs(h["rate"] - rates[k]["rate"]) <= cfg.max_fp16_change + 1e-9}
     seconds["real"] = round(time.perf_counter() - started - sum(seconds.values()), 1)
     labels = select_spread({k: v["rate"] for k, v in rates.items()}, {k: made[k]["run"] for k in rates},
-                           cfg.count, cfg.low, cfg.high, cfg.min_gap, cfg.min_runs)  # fmt: skip
+                           cfg.count, cfg.low, cfg.high, cfg.min_gap, cfg.min_runs, prefer=fp16_ok)  # fmt: skip
     if not labels:
         raise UsageError(f"no checkpoint's real success lies in [{cfg.low}, {cfg.high}]: nothing to ship")
-    manifest = export_zoo(cfg, labels, checkpoints, made, rates, real_dir, out / ZOO_DIR, log, command)
+    manifest = export_zoo(cfg, labels, checkpoints, made, rates, halves, real_dir, out / ZOO_DIR, command)
     manifest["build"] = {"stage_seconds": seconds, "wall_time_s": round(time.perf_counter() - started, 1)}
     write_json(out / ZOO_DIR / MANIFEST_FILE, manifest)
     run.finish({"checkpoints": labels, "manifest": str(out / ZOO_DIR / MANIFEST_FILE), **manifest["build"]})
@@ -287,24 +293,27 @@ def _rate(row: dict[str, Any]) -> dict[str, Any]:
     return {"rate": row["success_rate"], "low": row["ci_low"], "high": row["ci_high"], "n": row["n_episodes"]}
 
 
-def export_zoo(cfg, labels, checkpoints, made, rates, real_dir, target: Path, log, command: str) -> dict:
+def measure_fp16(cfg: ZooConfig, checkpoints: dict[str, str], real_dir: Path, log) -> dict[str, dict[str, Any]]:
+    """Real success of fp16 copies (``real_dir/fp16/LABEL``) of ``checkpoints`` on the same seeds."""
+    staging = real_dir / "fp16"
+    for label, path in checkpoints.items():
+        if not (staging / label / "model.safetensors").is_file():
+            write_fp16_copy(Path(path), staging / label)
+    half = measure_real(cfg, {f"{k}{FP16_SUFFIX}": str(staging / k) for k in checkpoints}, real_dir, log)
+    return {k: half[f"{k}{FP16_SUFFIX}"] for k in checkpoints}
+
+
+def export_zoo(cfg, labels, checkpoints, made, rates, halves, real_dir, target: Path, command: str) -> dict:
     """Write the selected checkpoints (fp16 where it holds) and their manifest entries into ``target``."""
-    target.mkdir(parents=True, exist_ok=True)
-    halves = {}
-    if cfg.fp16:
-        staging = real_dir / "fp16"
-        for label in labels:
-            write_fp16_copy(Path(checkpoints[label]), staging / label)
-        half_rates = measure_real(cfg, {f"{k}{FP16_SUFFIX}": str(staging / k) for k in labels}, real_dir, log)
-        halves = {k: half_rates[f"{k}{FP16_SUFFIX}"] for k in labels}
+    if target.exists():
+        shutil.rmtree(target)  # the last stage is always redone whole
+    target.mkdir(parents=True)
     entries = []
     for label in labels:
         half = halves.get(label)
         use_half = half is not None and abs(half["rate"] - rates[label]["rate"]) <= cfg.max_fp16_change + 1e-9
         source = real_dir / "fp16" / label if use_half else Path(checkpoints[label])
         folder = target / label
-        if folder.exists():
-            shutil.rmtree(folder)
         shutil.copytree(source, folder)
         files = file_hashes(folder)
         entries.append({
@@ -319,4 +328,4 @@ def export_zoo(cfg, labels, checkpoints, made, rates, real_dir, target: Path, lo
     return {"task": cfg.task, "command": command, "checkpoints": entries}
 
 
-__all__ = ["ZooConfig", "run_zoo", "select_spread", "write_fp16_copy", "measure_real"]
+__all__ = ["ZooConfig", "measure_fp16", "measure_real", "run_zoo", "select_spread", "write_fp16_copy"]

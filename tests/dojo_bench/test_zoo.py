@@ -195,3 +195,10 @@ def test_zoo_build_needs_out(capsys):
 def test_zoo_unknown_action(capsys):
     assert main(["zoo", "shuffle"]) == 2
     assert "unknown zoo action 'shuffle'" in capsys.readouterr().err
+
+
+def test_select_spread_prefers_the_listed_labels_among_near_ties():
+    rates = {"x": 0.1, "y": 0.9, "p": 0.50, "q": 0.52}
+    runs = dict.fromkeys(rates, "r0")
+    assert select_spread(rates, runs, 3, 0.1, 0.9, 0.05) == ["x", "p", "y"]
+    assert select_spread(rates, runs, 3, 0.1, 0.9, 0.05, prefer={"q"}) == ["x", "q", "y"]
