@@ -133,7 +133,8 @@ def select_spread(
 ) -> list[str]:
     """Labels of at most ``count`` checkpoints whose rates lie in [low, high], spread as evenly as possible.
 
-    Greedy max-min: start from the lowest and highest rate in range, then repeatedly add the candidate farthest
+    Greedy max-min: start from the lowest and highest rate in range (or a preferred one within half a gap of
+    them), then repeatedly add the candidate farthest
     from every chosen rate, never one closer than the current gap. The gap starts at ``min_gap``; when no candidate
     respects it and fewer than ``count`` are chosen, it is halved (down to 0), so ``count`` is met whenever there
     are enough candidates and two close rates are chosen only when that is unavoidable. Among candidates within half
@@ -143,9 +144,14 @@ def select_spread(
     candidates = sorted((r, k) for k, r in rates.items() if low <= r <= high)
     if not candidates or count <= 0:
         return []
-    chosen = [candidates[0]]
+    def end(rates_from_end: list[tuple[float, str]]) -> tuple[float, str]:
+        """The first of a sorted end of the range, or a preferred one within half a gap of it."""
+        near = [c for c in rates_from_end if abs(c[0] - rates_from_end[0][0]) <= min_gap / 2 + 1e-12]
+        return next((c for c in near if c[1] in prefer), rates_from_end[0])
+
+    chosen = [end(candidates)]
     if count > 1 and len(candidates) > 1:
-        chosen.append(candidates[-1])
+        chosen.append(end(candidates[::-1]))
     gap = min_gap
     while len(chosen) < min(count, len(candidates)):
         scored = []

@@ -202,3 +202,11 @@ def test_select_spread_prefers_the_listed_labels_among_near_ties():
     runs = dict.fromkeys(rates, "r0")
     assert select_spread(rates, runs, 3, 0.1, 0.9, 0.05) == ["x", "p", "y"]
     assert select_spread(rates, runs, 3, 0.1, 0.9, 0.05, prefer={"q"}) == ["x", "q", "y"]
+
+
+def test_select_spread_takes_a_preferred_end_within_half_a_gap():
+    rates = {"lo": 0.10, "mid": 0.5, "top": 0.87, "top2": 0.86, "far": 0.80}
+    runs = dict.fromkeys(rates, "r0")
+    assert select_spread(rates, runs, 3, 0.1, 0.9, 0.05) == ["lo", "mid", "top"]
+    assert select_spread(rates, runs, 3, 0.1, 0.9, 0.05, prefer={"top2"}) == ["lo", "mid", "top2"]
+    assert select_spread(rates, runs, 3, 0.1, 0.9, 0.05, prefer={"far"}) == ["lo", "mid", "top"]  # 7 points off
