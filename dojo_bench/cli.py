@@ -152,6 +152,11 @@ def _verb_demo(cfg: dict[str, Any]) -> str:
 
     config = build(DemoConfig, cfg)
     result = run_demo(config, overwrite=bool(cfg["overwrite"]))
+    from dojo_bench.evaluate import print_table as print_evaluation
+    from dojo_bench.plan import print_table as print_planning
+
+    for show, summary in ((print_evaluation, result["evaluation"]), (print_planning, result["planning"])):
+        show(json.loads(Path(summary).read_text()))
     times = ", ".join(f"{stage} {s:.0f} s" for stage, s in result["stage_seconds"].items())
     print(f"demo stages: {times}; {result['wall_time_s']:.0f} s in all")
     print(f"planning report: {result['reports']['plan']}")
