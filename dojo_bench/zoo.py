@@ -144,6 +144,7 @@ def select_spread(
     candidates = sorted((r, k) for k, r in rates.items() if low <= r <= high)
     if not candidates or count <= 0:
         return []
+
     def end(rates_from_end: list[tuple[float, str]]) -> tuple[float, str]:
         """The first of a sorted end of the range, or a preferred one within half a gap of it."""
         near = [c for c in rates_from_end if abs(c[0] - rates_from_end[0][0]) <= min_gap / 2 + 1e-12]
@@ -261,7 +262,9 @@ def run_zoo(cfg: ZooConfig, overwrite: bool = False, log=print, command: str = "
     rates = measure_real(cfg, checkpoints, real_dir, log)
     candidates = [k for k, v in rates.items() if cfg.low <= v["rate"] <= cfg.high]
     halves = measure_fp16(cfg, {k: checkpoints[k] for k in candidates}, real_dir, log) if cfg.fp16 else {}
-    fp16_ok = {k for k, h in halves.items() if abs(h["rate"] - rates[k]["rate"]) <= cfg.max_fp16_change + 1e-9}
+    fp16_ok = {
+        k for k, h in halves.items() if abs(h["rate"] - rates[k]["rate"]) <= cfg.max_fp16_change + 1e-9
+    }
     seconds["real"] = round(time.perf_counter() - started - sum(seconds.values()), 1)
     labels = select_spread({k: v["rate"] for k, v in rates.items()}, {k: made[k]["run"] for k in rates},
                            cfg.count, cfg.low, cfg.high, cfg.min_gap, cfg.min_runs, prefer=fp16_ok)  # fmt: skip
@@ -299,7 +302,9 @@ def _rate(row: dict[str, Any]) -> dict[str, Any]:
     return {"rate": row["success_rate"], "low": row["ci_low"], "high": row["ci_high"], "n": row["n_episodes"]}
 
 
-def measure_fp16(cfg: ZooConfig, checkpoints: dict[str, str], real_dir: Path, log) -> dict[str, dict[str, Any]]:
+def measure_fp16(
+    cfg: ZooConfig, checkpoints: dict[str, str], real_dir: Path, log
+) -> dict[str, dict[str, Any]]:
     """Real success of fp16 copies (``real_dir/fp16/LABEL``) of ``checkpoints`` on the same seeds."""
     staging = real_dir / "fp16"
     for label, path in checkpoints.items():

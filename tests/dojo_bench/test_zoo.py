@@ -209,4 +209,8 @@ def test_select_spread_takes_a_preferred_end_within_half_a_gap():
     runs = dict.fromkeys(rates, "r0")
     assert select_spread(rates, runs, 3, 0.1, 0.9, 0.05) == ["lo", "mid", "top"]
     assert select_spread(rates, runs, 3, 0.1, 0.9, 0.05, prefer={"top2"}) == ["lo", "mid", "top2"]
-    assert select_spread(rates, runs, 3, 0.1, 0.9, 0.05, prefer={"far"}) == ["lo", "mid", "top"]  # 7 points off
+    assert select_spread(rates, runs, 3, 0.1, 0.9, 0.05, prefer={"far"}) == [
+        "lo",
+        "mid",
+        "top",
+    ]  # 7 points off
