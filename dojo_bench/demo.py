@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from dojo_bench.errors import UsageError
-from dojo_bench.run_dir import RUN_FILE, is_finished, prepare_run_dir, write_json
+from dojo_bench.run_dir import RUN_FILE, Stages, prepare_run_dir, write_json
 
 DEMO_FILE = "demo.json"
 
@@ -144,17 +144,8 @@ def run_demo(cfg: DemoConfig, overwrite: bool = False, log=print) -> dict[str, A
     run = prepare_run_dir(cfg.out, "demo", asdict(cfg), overwrite)
     out = run.path
     common = {"seed": cfg.seed, "device": cfg.device}
-    seconds: dict[str, float] = {}
-
-    def stage(name: str, path: Path, work) -> Path:
-        if is_finished(path):
-            log(f"demo: {name}: reusing the finished run in {path}")
-            return path
-        log(f"demo: {name} -> {path}")
-        t = time.perf_counter()
-        work(path)
-        seconds[name] = round(time.perf_counter() - t, 1)
-        return path
+    stage = Stages("demo", log)
+    seconds = stage.seconds
 
     if cfg.train:
         checkpoints, world_model, value_model = _train_inputs(cfg, out, stage, common)

@@ -124,3 +124,26 @@ def _read_record(path: Path) -> dict[str, Any] | None:
     except json.JSONDecodeError:
         return None
     return record if isinstance(record, dict) and "verb" in record else None
+
+
+class Stages:
+    """A chain of run directories (``demo``, ``zoo``): each stage's finished run is reused, an unfinished or
+    missing one is (re)run; ``seconds`` keeps the time of the stages run now.
+
+        stages = Stages("zoo", log=print)
+        data = stages("data/expert", out / "data" / "expert", lambda path: run_data(...))
+    """
+
+    def __init__(self, verb: str, log=print) -> None:
+        self.verb, self.log = verb, log
+        self.seconds: dict[str, float] = {}
+
+    def __call__(self, name: str, path: Path, work) -> Path:
+        if is_finished(path):
+            self.log(f"{self.verb}: {name}: reusing the finished run in {path}")
+            return path
+        self.log(f"{self.verb}: {name} -> {path}")
+        started = time.perf_counter()
+        work(path)
+        self.seconds[name] = round(time.perf_counter() - started, 1)
+        return path

@@ -33,7 +33,7 @@ from typing import Any
 
 from dojo_bench.errors import UsageError
 from dojo_bench.manifest import MANIFEST_FILE, file_hashes
-from dojo_bench.run_dir import RUN_FILE, is_finished, prepare_run_dir, write_json
+from dojo_bench.run_dir import RUN_FILE, Stages, prepare_run_dir, write_json
 
 ZOO_DIR = "zoo"
 FP16_SUFFIX = "@fp16"
@@ -209,17 +209,8 @@ def run_zoo(cfg: ZooConfig, overwrite: bool = False, log=print, command: str = "
     run = prepare_run_dir(cfg.out, "zoo", asdict(cfg), overwrite, neutral=SELECTION_KEYS,
                           reopen_finished=True)  # fmt: skip
     out = run.path
-    seconds: dict[str, float] = {}
-
-    def stage(name: str, path: Path, work) -> Path:
-        if is_finished(path):
-            log(f"zoo: {name}: reusing the finished run in {path}")
-            return path
-        log(f"zoo: {name} -> {path}")
-        t = time.perf_counter()
-        work(path)
-        seconds[name] = round(time.perf_counter() - t, 1)
-        return path
+    stage = Stages("zoo", log)
+    seconds = stage.seconds
 
     def record(name: str, settings: dict[str, Any], **extra: Any) -> Path:
         values = {"kind": "robot", "task": cfg.task, "policy": "expert", "workers": cfg.workers,

@@ -38,6 +38,19 @@ from world_model.sampler import FlowSampler, SamplerConfig
 from world_model.tokenizer import VideoTokenizer
 
 
+def images_to_model_layout(images: Tensor, size: int) -> Tensor:
+    """(B, H, W, 3) or (B, 3, H, W) uint8 observation images -> (B, 3, H, W) uint8; one clear error otherwise."""
+    if images.dtype != torch.uint8:
+        raise ValueError(f"{OBS_IMAGE} must be uint8 images, got {images.dtype}")
+    if images.ndim == 4 and tuple(images.shape[1:]) == (size, size, 3):
+        return images.permute(0, 3, 1, 2).contiguous()
+    if images.ndim == 4 and tuple(images.shape[1:]) == (3, size, size):
+        return images
+    raise ValueError(
+        f"{OBS_IMAGE} must be (B, {size}, {size}, 3) or (B, 3, {size}, {size}), got {tuple(images.shape)}"
+    )
+
+
 class ImaginedEnv:
     """Batched imagined environment over a tokenizer + DiT (see the module docstring)."""
 
@@ -181,17 +194,7 @@ class ImaginedEnv:
         return frames, states
 
     def _images_to_model_layout(self, images: Tensor) -> Tensor:
-        """(B, H, W, 3) or (B, 3, H, W) uint8 -> (B, 3, H, W) uint8."""
-        size = self.image_size
-        if images.dtype != torch.uint8:
-            raise ValueError(f"{OBS_IMAGE} must be uint8 images, got {images.dtype}")
-        if images.ndim == 4 and tuple(images.shape[1:]) == (size, size, 3):
-            return images.permute(0, 3, 1, 2).contiguous()
-        if images.ndim == 4 and tuple(images.shape[1:]) == (3, size, size):
-            return images
-        raise ValueError(
-            f"{OBS_IMAGE} must be (B, {size}, {size}, 3) or (B, 3, {size}, {size}), got {tuple(images.shape)}"
-        )
+        return images_to_model_layout(images, self.image_size)
 
     @staticmethod
     def _observation(frame: Tensor, state: Tensor) -> dict[str, np.ndarray]:

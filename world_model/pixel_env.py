@@ -25,6 +25,7 @@ from torch import Tensor
 
 from dojo_bench.keys import OBS_IMAGE, OBS_STATE
 from world_model.checkpoint import load_world_model
+from world_model.imagined_env import images_to_model_layout
 from world_model.pixel_model import PixelWorldModel
 
 
@@ -86,16 +87,7 @@ class PixelImaginedEnv:
         for key in (OBS_IMAGE, OBS_STATE):
             if key not in observations:
                 raise ValueError(f"observations need {key!r}; got {sorted(observations)}")
-        images = torch.as_tensor(np.asarray(observations[OBS_IMAGE]))
-        size = self.image_size
-        if images.dtype != torch.uint8:
-            raise ValueError(f"{OBS_IMAGE} must be uint8 images, got {images.dtype}")
-        if images.ndim == 4 and tuple(images.shape[1:]) == (size, size, 3):
-            images = images.permute(0, 3, 1, 2)
-        elif not (images.ndim == 4 and tuple(images.shape[1:]) == (3, size, size)):
-            raise ValueError(
-                f"{OBS_IMAGE} must be (B, {size}, {size}, 3) or (B, 3, {size}, {size}), got {tuple(images.shape)}"
-            )
+        images = images_to_model_layout(torch.as_tensor(np.asarray(observations[OBS_IMAGE])), self.image_size)
         states = torch.as_tensor(np.asarray(observations[OBS_STATE]), dtype=torch.float32)
         if states.shape != (images.shape[0], self.state_dim):
             raise ValueError(

@@ -59,21 +59,24 @@ def tokenizer_config(data, out, **overrides) -> TrainConfig:
     return TrainConfig(**{**settings, **overrides})
 
 
-def test_interrupted_run_resumes_from_last_checkpoint(tiny_robot_run, tmp_path):
+def crash_at_step_3(data, out):
+    """A tokenizer run killed at step 3, after last.ckpt of step 2 (Lightning runs checkpoint callbacks last)."""
     import lightning as L
-
-    data, _, _ = tiny_robot_run
-    out = tmp_path / "tok"
 
     class Crash(L.Callback):
         def on_train_batch_end(self, trainer, *args):
-            # Lightning runs checkpoint callbacks last: at step 3 this one fires before a step-3 save,
-            # after last.ckpt of step 2.
             if trainer.global_step == 3:
                 raise RuntimeError("power cut")
 
     with pytest.raises(RuntimeError, match="power cut"):
         run_train(tokenizer_config(data, out), callbacks=[Crash()])
+
+
+def test_interrupted_run_resumes_from_last_checkpoint(tiny_robot_run, tmp_path):
+    data, _, _ = tiny_robot_run
+    out = tmp_path / "tok"
+
+    crash_at_step_3(data, out)
     assert json.loads((out / "run.json").read_text())["status"] == "running"
     assert (out / "checkpoints" / "last.ckpt").is_file()
     summary = run_train(tokenizer_config(data, out))
@@ -84,7 +87,6 @@ def test_interrupted_run_resumes_from_last_checkpoint(tiny_robot_run, tmp_path):
 def test_a_last_checkpoint_holding_objects_is_refused_not_unpickled(tiny_robot_run, tmp_path):
     import argparse
 
-    import lightning as L
     import torch
 
     from dojo_bench.errors import DojoError
@@ -92,13 +94,7 @@ def test_a_last_checkpoint_holding_objects_is_refused_not_unpickled(tiny_robot_r
     data, _, _ = tiny_robot_run
     out = tmp_path / "tok"
 
-    class Crash(L.Callback):
-        def on_train_batch_end(self, trainer, *args):
-            if trainer.global_step == 3:
-                raise RuntimeError("power cut")
-
-    with pytest.raises(RuntimeError, match="power cut"):
-        run_train(tokenizer_config(data, out), callbacks=[Crash()])
+    crash_at_step_3(data, out)
     last = out / "checkpoints" / "last.ckpt"
     torch.save({"state_dict": {}, "planted": argparse.Namespace(payload="not data")}, last)
     with pytest.raises(DojoError, match="weights-only loading refused it"):
