@@ -167,3 +167,34 @@ def test_a_learner_for_another_action_space_is_refused(tmp_path, one_thread):
     folder = save_pretrained_model(policy, pre, post, tmp_path / "wide" / "pretrained_model")
     with pytest.raises(DojoError, match="outputs 3-d actions but 2-d actions are expected"):
         DataConfig(kind="robot", policy="expert", out=str(tmp_path / "out"), learner=str(folder))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["label_chunk=0"], "label_chunk must be a positive integer"),
+        (["label_chunk=4", "policy=mix"], "needs kind=robot policy=expert"),
+        (["label_chunk=4", "kind=human"], "needs kind=robot policy=expert"),
+    ],
+)
+def test_bad_label_chunk_is_refused_before_writing(tmp_path, capsys, args, message):
+    from dojo_bench.cli import main
+
+    out = tmp_path / "data"
+    assert main(["data", "policy=expert", f"out={out}", *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_the_replanning_expert_alone_records_lookahead_labels(tmp_path):
+    import json
+
+    from dojo_bench.cli import main
+
+    out = tmp_path / "data"
+    assert main(["data", "policy=expert", "label_chunk=4", "episodes=1", "max_steps=9", "workers=1",
+                 "validation_fraction=0", f"out={out}"]) == 0  # fmt: skip
+    meta = json.loads((out / "train" / "meta" / "dojo.json").read_text())
+    assert meta["policies"][-1] == "dagger" and {e["policy"] for e in meta["episodes"]} == {"dagger"}
+    info = json.loads((out / "train" / "meta" / "info.json").read_text())
+    assert "gt.expert_action" in info["features"]
