@@ -72,9 +72,9 @@ class TrainConfig:
     tiny_data: dict[str, Any] = field(default_factory=dict)  # DataConfig fields for the self-recorded dataset
     value_model: dict[str, Any] = field(default_factory=dict)  # ValueModelConfig fields (stage=value_model)
     policy: dict[str, Any] = field(default_factory=dict)  # PixelConfig fields (stage=policy)
-    pixel: dict[str, Any] = field(
-        default_factory=dict
-    )  # LitPixelWorldModelConfig fields (stage=pixel_world_model)
+    # LitPixelWorldModelConfig fields (stage=pixel_world_model)
+    pixel: dict[str, Any] = field(default_factory=dict)
+    init: str | None = None  # stage=pixel_world_model: start from this release's weights (architecture kept)
     policy_episodes: str = (
         "expert"  # stage=policy: clone this data policy's episodes (meta/dojo.json), or "all"
     )
@@ -113,6 +113,8 @@ class TrainConfig:
         from world_model.compile import normalise_compile
 
         self.compile = normalise_compile(self.compile)
+        if self.init is not None and self.stage != "pixel_world_model":
+            raise UsageError("init= (start from a release's weights) is for stage=pixel_world_model")
         if self.stage == "tokenizer" and self.tokenizer is not None:
             raise UsageError("tokenizer= is for stage=world_model; stage=tokenizer trains a new one")
 
@@ -256,13 +258,35 @@ def build_pixel_module(cfg: TrainConfig, datamodule):
         "state_dim": datamodule.state_dim,
         "image_size": datamodule.cfg.image_size,
     }
+    start = load_pixel_release(cfg.init, datamodule) if cfg.init else None
+    if start is not None:
+        model = dataclasses.asdict(start.cfg)  # fine-tuning keeps the architecture and the normalisation
     try:
         extra = {"learning_rate": cfg.learning_rate} if cfg.learning_rate else {}
-        return LitPixelWorldModel(
+        module = LitPixelWorldModel(
             LitPixelWorldModelConfig(**{**settings, **extra, "model": model, "max_steps": cfg.max_steps})
         )
     except (TypeError, ValueError) as error:
         raise _config_error(error) from None
+    if start is not None:
+        module.model.load_state_dict(start.state_dict())
+    return module
+
+
+def load_pixel_release(path: str, datamodule):
+    """The pixel world model of a release (``init=``), checked against the data; one DojoError line otherwise."""
+    from world_model.checkpoint import CheckpointError, load_world_model
+
+    try:
+        return load_world_model(
+            path,
+            expected_action_dim=datamodule.action_dim,
+            expected_state_dim=datamodule.state_dim,
+            expected_image_size=datamodule.cfg.image_size,
+            require=("pixel",),
+        ).pixel
+    except CheckpointError as error:
+        raise DojoError(f"init={path}: {error}") from None
 
 
 def build_world_model_module(cfg: TrainConfig, tokenizer, datamodule):
@@ -355,6 +379,8 @@ def run_train(cfg: TrainConfig, overwrite: bool = False, callbacks: list | None 
         check_policy_episodes(cfg, train_roots)
     if given_data and cfg.stage not in FRAME_STAGES:
         datamodule = make_datamodule(cfg, train_roots, validation_roots, tokenizer)
+        if cfg.init:
+            load_pixel_release(cfg.init, datamodule)  # a wrong init= is refused before out is written
 
     run = prepare_run_dir(cfg.out, "train", asdict(cfg), overwrite)
     out = run.path
@@ -401,7 +427,9 @@ def run_train(cfg: TrainConfig, overwrite: bool = False, callbacks: list | None 
 
         save_world_model(release, tokenizer=module.tokenizer, extra={"training": provenance})
     elif cfg.stage == "pixel_world_model":
-        module.export(release, extra={"training": provenance, "seconds": round(seconds, 1)})
+        module.export(
+            release, extra={"training": {**provenance, "init": cfg.init}, "seconds": round(seconds, 1)}
+        )
     else:
         module.export(release, extra={"training": provenance, "tokenizer_source": str(tokenizer_path)})
     steps_now = trainer.global_step - resumed_from
