@@ -175,3 +175,24 @@ def test_bench_measures_the_pixel_model_imagining_and_refuses_training(tmp_path,
     )
     assert main(["bench", "what=train", f"release={tmp_path / 'release'}", f"out={tmp_path / 'c'}"]) == 1
     assert "bench it with what=imagine" in capsys.readouterr().err
+
+
+def test_init_fine_tunes_from_a_release_and_refuses_another_kind_before_writing(
+    tiny_robot_run, tmp_path, capsys
+):
+    from dojo_bench.cli import main
+
+    data, _, _ = tiny_robot_run
+    start = PixelWorldModel(PixelWorldModelConfig(**TINY, action_offset=5.0, delta_scale=3.0))
+    save_world_model(tmp_path / "start", pixel=trained_weights(start))
+    args = ["train", "stage=pixel_world_model", "size=tiny", f"data={data}", "clip_length=4", "device=cpu"]
+    assert main([*args, f"out={tmp_path / 'ft'}", f"init={tmp_path / 'start'}"]) == 0
+    tuned = PixelImaginedEnv.from_checkpoint(tmp_path / "ft" / "release").model
+    assert (
+        tuned.cfg == start.cfg
+    )  # the architecture and the normalisation of the release, not the tiny preset's
+    other = tmp_path / "not_pixel"
+    other.mkdir()
+    (other / "config.json").write_text('{"format": "something-else"}')
+    assert main([*args, f"out={tmp_path / 'bad'}", f"init={other}"]) == 1
+    assert "init=" in capsys.readouterr().err and not (tmp_path / "bad").exists()
