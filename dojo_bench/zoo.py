@@ -261,7 +261,9 @@ def run_zoo(cfg: ZooConfig, overwrite: bool = False, log=print, command: str = "
                            cfg.count, cfg.low, cfg.high, cfg.min_gap, cfg.min_runs, prefer=fp16_ok)  # fmt: skip
     if not labels:
         raise UsageError(f"no checkpoint's real success lies in [{cfg.low}, {cfg.high}]: nothing to ship")
-    manifest = export_zoo(cfg, labels, checkpoints, made, rates, halves, real_dir, out / ZOO_DIR, command)
+    manifest = export_zoo(
+        cfg, labels, checkpoints, made, rates, halves, fp16_ok, real_dir, out / ZOO_DIR, command
+    )
     manifest["build"] = {"stage_seconds": seconds, "wall_time_s": round(time.perf_counter() - started, 1)}
     write_json(out / ZOO_DIR / MANIFEST_FILE, manifest)
     run.finish({"checkpoints": labels, "manifest": str(out / ZOO_DIR / MANIFEST_FILE), **manifest["build"]})
@@ -305,15 +307,17 @@ def measure_fp16(
     return {k: half[f"{k}{FP16_SUFFIX}"] for k in checkpoints}
 
 
-def export_zoo(cfg, labels, checkpoints, made, rates, halves, real_dir, target: Path, command: str) -> dict:
-    """Write the selected checkpoints (fp16 where it holds) and their manifest entries into ``target``."""
+def export_zoo(
+    cfg, labels, checkpoints, made, rates, halves, fp16_ok, real_dir, target: Path, command: str
+) -> dict:
+    """Write the selected checkpoints (fp16 where ``fp16_ok`` has them) and their manifest entries into ``target``."""
     if target.exists():
         shutil.rmtree(target)  # the last stage is always redone whole
     target.mkdir(parents=True)
     entries = []
     for label in labels:
         half = halves.get(label)
-        use_half = half is not None and abs(half["rate"] - rates[label]["rate"]) <= cfg.max_fp16_change + 1e-9
+        use_half = label in fp16_ok
         source = real_dir / "fp16" / label if use_half else Path(checkpoints[label])
         folder = target / label
         shutil.copytree(source, folder)
