@@ -7,6 +7,12 @@ data's own frames (one-step learning, fast to converge); after that it is the mo
 gradient flowing through the whole unroll (training on prediction-dependent transitions is what long horizons
 need: Chiappa et al. 2017, Self Forcing; the CPU feasibility note measured a 5x lower T error at 32 steps).
 
+Long horizons for little compute (``free_steps``): closed-loop evaluation runs 200 steps, far past any unroll the
+gradient can afford on a CPU. With ``free_steps = P`` each training batch first rolls out a random 0..P steps on the
+model's own predictions without gradient (a third of the cost of a step with gradient), then takes the loss over the
+clip's remaining ``K = clip_length - n - P`` steps, so the model learns to predict, and recover, from the worn frames
+it makes late in an episode. Validation always unrolls the whole clip.
+
 Loss per step: L1 on the frame, with pixels that change between the two real frames weighted ``moving_weight``
 times more (the white background would dominate otherwise), plus ``state_loss_weight`` times the squared state
 error in units of one step's typical change.
@@ -39,6 +45,7 @@ class LitPixelWorldModelConfig:
     moving_threshold: float = 0.1  # summed |change| over RGB above which a pixel counts as moving
     state_loss_weight: float = 1.0
     teacher_forcing_fraction: float = 0.25
+    free_steps: int = 0  # at most this many steps rolled out without gradient before the loss steps
 
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):
@@ -53,6 +60,8 @@ class LitPixelWorldModelConfig:
             )
         if self.moving_weight < 0 or self.state_loss_weight < 0:
             raise ValueError("moving_weight and state_loss_weight must be >= 0")
+        if self.free_steps < 0:
+            raise ValueError(f"free_steps must be >= 0, got {self.free_steps}")
 
 
 def unroll_losses(
@@ -61,18 +70,32 @@ def unroll_losses(
     own_predictions: bool,
     moving_weight: float,
     moving_threshold: float,
+    free_steps: int = 0,
 ) -> dict[str, Tensor]:
     """Losses of one batch unrolled over its clip (see the module docstring) and, for reporting, the same L1 of
-    copy-last-frame and the mean state error in arena units."""
+    copy-last-frame and the mean state error in arena units. ``free_steps`` rolls out the first 0..free_steps
+    steps (drawn once per batch) on the model's own predictions without gradient; the loss covers the
+    ``T - n - free_steps`` steps after them."""
     n = model.cfg.num_context_frames
     frames = batch[OBS_IMAGE].float() / 255  # (B, T, 3, H, W)
     states, actions = batch[OBS_STATE].float(), batch[ACTION].float()  # (B, T, S), (B, T, A)
-    steps = frames.shape[1] - n
+    steps = frames.shape[1] - n - free_steps
     if steps < 1:
-        raise ValueError(f"clips of {frames.shape[1]} frames leave no step after {n} context frames")
+        raise ValueError(
+            f"clips of {frames.shape[1]} frames leave no loss step after {n} context frames and "
+            f"{free_steps} free steps"
+        )
     context, context_states = frames[:, :n], states[:, :n]
+    skip = int(torch.randint(0, free_steps + 1, ())) if free_steps else 0
+    with torch.no_grad():
+        for k in range(skip):  # the free prefix: the model's own predictions, no gradient
+            frame, state = model.step(context, context_states, actions[:, n - 1 + k])
+            context = torch.cat([context[:, 1:], frame[:, None]], 1)
+            context_states = torch.cat([context_states[:, 1:], state[:, None]], 1)
+    if not own_predictions:
+        context, context_states = frames[:, skip : skip + n], states[:, skip : skip + n]
     frame_loss = state_loss = copy_loss = state_error = 0.0
-    for k in range(steps):
+    for k in range(skip, skip + steps):
         t = n - 1 + k  # the newest context frame
         frame, state = model.step(context, context_states, actions[:, t])
         target, current = frames[:, t + 1], frames[:, t]
@@ -105,14 +128,16 @@ class LitPixelWorldModel(L.LightningModule):
         # Plain JSON in the Lightning checkpoint, so resuming never unpickles objects.
         self.save_hyperparameters({"config": dataclasses.asdict(cfg)})
 
-    def _losses(self, batch: dict[str, Tensor], own: bool) -> dict[str, Tensor]:
-        losses = unroll_losses(self.model, batch, own, self.cfg.moving_weight, self.cfg.moving_threshold)
+    def _losses(self, batch: dict[str, Tensor], own: bool, free_steps: int = 0) -> dict[str, Tensor]:
+        losses = unroll_losses(
+            self.model, batch, own, self.cfg.moving_weight, self.cfg.moving_threshold, free_steps
+        )
         losses["loss"] = losses["frame"] + self.cfg.state_loss_weight * losses["state"]
         return losses
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         own = self.global_step >= self.cfg.teacher_forcing_fraction * self.cfg.max_steps
-        losses = self._losses(batch, own)
+        losses = self._losses(batch, own, self.cfg.free_steps if own else 0)
         self.log_dict(
             {f"train/{k}": v for k, v in losses.items()}, prog_bar=True, batch_size=batch[ACTION].shape[0]
         )

@@ -196,3 +196,26 @@ def test_init_fine_tunes_from_a_release_and_refuses_another_kind_before_writing(
     (other / "config.json").write_text('{"format": "something-else"}')
     assert main([*args, f"out={tmp_path / 'bad'}", f"init={other}"]) == 1
     assert "init=" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+def test_free_steps_score_only_the_steps_after_a_prefix_without_gradient():
+    torch.manual_seed(0)
+    model = trained_weights(PixelWorldModel(PixelWorldModelConfig(**TINY)))
+    b, length = 2, 8
+    batch = {
+        OBS_IMAGE: torch.randint(0, 256, (b, length, 3, 96, 96), dtype=torch.uint8),
+        OBS_STATE: torch.rand(b, length, 2) * 400 + 50,
+        ACTION: torch.rand(b, length, 2) * 400 + 50,
+    }
+    torch.manual_seed(1)
+    free = unroll_losses(model, batch, True, 10.0, 0.1, free_steps=4)
+    free["frame"].backward()
+    assert torch.isfinite(free["frame"]) and all(
+        p.grad is not None for p in model.parameters() if p.requires_grad
+    )
+    # A prefix of 0 (drawn when free_steps=0) scores the first 2 steps: the same as a clip cut after them.
+    plain = unroll_losses(model, {k: v[:, :4] for k, v in batch.items()}, True, 10.0, 0.1)
+    zero = unroll_losses(model, {k: v[:, :4] for k, v in batch.items()}, True, 10.0, 0.1, free_steps=0)
+    assert torch.equal(plain["frame"], zero["frame"])
+    with pytest.raises(ValueError, match="no loss step"):
+        unroll_losses(model, batch, True, 10.0, 0.1, free_steps=6)
