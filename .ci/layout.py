@@ -18,8 +18,9 @@ ROOTS = ("dojo_bench", "world_model", "planners", "policies", "reports")
 # Lowest first; a package not named here is reported as unplaced.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("dojo_bench.core",),
-    ("dojo_bench.dojo", "world_model", "policies", "policies.zoo"),
-    ("dojo_bench.engine", "dojo_bench.value", "planners"),
+    ("world_model", "policies", "policies.zoo"),
+    ("dojo_bench.dojo", "dojo_bench.value", "planners"),
+    ("dojo_bench.engine",),
     ("dojo_bench.train", "reports", "dojo_bench.shipped"),
     ("dojo_bench.verbs", "dojo_bench"),
 )

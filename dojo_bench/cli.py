@@ -11,15 +11,30 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import signal
 import sys
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import asdict, fields
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from dojo_bench import run_dir
-from dojo_bench.errors import DojoError, UsageError
+from hydra import compose as hydra_compose
+from hydra import initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import HydraException
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from rich.console import Console
+from rich.table import Table
+
+from dojo_bench import shipped as default_models
+from dojo_bench.core import run_dir
+from dojo_bench.core.errors import DojoError, UsageError
+from dojo_bench.core.progress import quiet_libraries
+from dojo_bench.core.run_dir import is_finished, prepare_run_dir
+from policies import zoo as policy_zoo
 
 USAGE = """usage: dojo-bench <verb> [key=value ...]
 
@@ -50,13 +65,6 @@ POSITIONAL_KEY: dict[str, str | tuple[str, ...]] = {
 
 def compose(verb: str, overrides: list[str]):
     """The verb's config with ``overrides`` applied; usage errors in one line."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(
@@ -97,16 +105,27 @@ def _tiny_inputs_config(config: Any, given: Any):
     """The tiny ``TrainConfig`` a size=tiny verb builds its own inputs with, when they are not ``given``."""
     if config.preset != "tiny" or given:
         return None
-    from dojo_bench.train import TrainConfig
+    from dojo_bench.train.config import TrainConfig  # lazy, see VERBS
 
     tiny = compose("train", ["size=tiny", "out=unused", f"seed={config.seed}", f"device={config.device}"])
     return build(TrainConfig, tiny)
 
 
+def _tiny_inputs(config: Any):
+    """What a size=tiny evaluate or plan without policies/world_model/value_model builds them with (None when
+    they are given)."""
+    train_config = _tiny_inputs_config(config, config.policies and config.world_model and config.value_model)
+    if train_config is None:
+        return None
+    from dojo_bench.verbs.tiny import tiny_inputs  # lazy, see VERBS
+
+    return tiny_inputs(train_config, config.seed)
+
+
 # -- verbs -----------------------------------------------------------------------------------------------
 def _verb_data(cfg: dict[str, Any]) -> str:
-    from dojo_bench.dojo.generate import run_data
-    from dojo_bench.dojo.recording import DataConfig
+    from dojo_bench.dojo.generate import run_data  # lazy, see VERBS
+    from dojo_bench.dojo.recording import DataConfig  # lazy, see VERBS
 
     config = build(DataConfig, cfg)
     summary = run_data(config, overwrite=bool(cfg["overwrite"]))
@@ -115,9 +134,6 @@ def _verb_data(cfg: dict[str, Any]) -> str:
 
 
 def _print_data_summary(summary: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(title=f"{summary['kind']} data ({summary['task']})")
     for column in ("split", "policy", "episodes", "success", "95% interval"):
         table.add_column(column)
@@ -136,7 +152,7 @@ def _print_data_summary(summary: dict[str, Any]) -> None:
 
 
 def _verb_inspect(cfg: dict[str, Any]) -> str:
-    from dojo_bench.dojo.inspect import find_datasets, inspect_dataset
+    from dojo_bench.dojo.inspect import find_datasets, inspect_dataset  # lazy, see VERBS
 
     summaries = [
         inspect_dataset(root, decode=bool(cfg["decode"])) for root in find_datasets(Path(cfg["path"]))
@@ -148,12 +164,12 @@ def _verb_inspect(cfg: dict[str, Any]) -> str:
 
 
 def _verb_demo(cfg: dict[str, Any]) -> str:
-    from dojo_bench.demo import DemoConfig, run_demo
+    from dojo_bench.verbs.demo import DemoConfig, run_demo  # lazy, see VERBS
+    from dojo_bench.verbs.evaluate import print_table as print_evaluation  # lazy, see VERBS
+    from dojo_bench.verbs.plan import print_table as print_planning  # lazy, see VERBS
 
     config = build(DemoConfig, cfg)
     result = run_demo(config, overwrite=bool(cfg["overwrite"]))
-    from dojo_bench.evaluate import print_table as print_evaluation
-    from dojo_bench.plan import print_table as print_planning
 
     for show, summary in ((print_evaluation, result["evaluation"]), (print_planning, result["planning"])):
         show(json.loads(Path(summary).read_text()))
@@ -164,7 +180,8 @@ def _verb_demo(cfg: dict[str, Any]) -> str:
 
 
 def _verb_train(cfg: dict[str, Any]) -> str:
-    from dojo_bench.train import TrainConfig, run_train
+    from dojo_bench.train.config import TrainConfig  # lazy, see VERBS
+    from dojo_bench.train.run import run_train  # lazy, see VERBS
 
     config = build(TrainConfig, cfg)
     summary = run_train(config, overwrite=bool(cfg["overwrite"]))
@@ -178,19 +195,24 @@ def _verb_train(cfg: dict[str, Any]) -> str:
 
 
 def _verb_wm_eval(cfg: dict[str, Any]) -> str:
-    from world_model.evaluate import WmEvalConfig, print_table, run_wm_eval
+    from dojo_bench.verbs.wm_eval import WmEvalConfig, print_table, run_wm_eval  # lazy, see VERBS
 
     cfg = {**cfg, "sampler": {k: v for k, v in cfg["sampler"].items() if v is not None}}
     config = build(WmEvalConfig, cfg)
     train_config = _tiny_inputs_config(config, config.release is not None)
-    summary = run_wm_eval(config, overwrite=bool(cfg["overwrite"]), train_config=train_config)
+    tiny = None
+    if train_config is not None:
+        from dojo_bench.verbs.tiny import tiny_model  # lazy, see VERBS
+
+        tiny = tiny_model(train_config)
+    summary = run_wm_eval(config, overwrite=bool(cfg["overwrite"]), tiny_model=tiny)
     print_table(summary)
     out = Path(config.out).resolve()
     return f"evaluated {summary['release']} on {len(summary['datasets'])} dataset(s): {out / 'metrics.json'}, {out / 'metrics.csv'}"
 
 
 def _verb_bench(cfg: dict[str, Any]) -> str:
-    from world_model.bench import BENCH_FILE, BenchConfig, print_bench, run_bench
+    from dojo_bench.verbs.bench import BENCH_FILE, BenchConfig, print_bench, run_bench  # lazy, see VERBS
 
     config = build(BenchConfig, cfg)
     result = run_bench(config, overwrite=bool(cfg["overwrite"]))
@@ -203,16 +225,14 @@ def _use_shipped(verb: str, cfg: dict[str, Any]) -> dict[str, Any]:
     when they are not given; the first line says so."""
     if cfg["preset"] == "tiny":
         return cfg
-    from dojo_bench.shipped import shipped_model
-    from policies.zoo import shipped_zoo
 
     cfg, used = dict(cfg), []
     if not cfg["policies"]:
-        cfg["policies"] = shipped_zoo().paths()
+        cfg["policies"] = policy_zoo.shipped_zoo().paths()
         used.append(f"the shipped zoo ({len(cfg['policies'])} checkpoints)")
     for name in ("world_model", "value_model"):
         if not cfg[name]:
-            cfg[name] = shipped_model(name)
+            cfg[name] = default_models.shipped_model(name)
             used.append(f"the default {name.replace('_', ' ')}")
     if used:
         print(f"dojo-bench {verb}: using {', '.join(used)} (not given; see `dojo-bench zoo list`)")
@@ -220,27 +240,25 @@ def _use_shipped(verb: str, cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def _verb_evaluate(cfg: dict[str, Any]) -> str:
-    from dojo_bench.evaluate import EvaluateConfig, print_table, run_evaluation
+    from dojo_bench.verbs.evaluate import EvaluateConfig, print_table, run_evaluation  # lazy, see VERBS
 
     cfg = {
         **_use_shipped("evaluate", cfg),
         "sampler": {k: v for k, v in cfg["sampler"].items() if v is not None},
     }
     config = build(EvaluateConfig, cfg)
-    train_config = _tiny_inputs_config(config, config.policies and config.world_model and config.value_model)
-    summary = run_evaluation(config, overwrite=bool(cfg["overwrite"]), train_config=train_config)
+    summary = run_evaluation(config, overwrite=bool(cfg["overwrite"]), tiny_inputs=_tiny_inputs(config))
     print_table(summary)
     out = Path(config.out).resolve()
     return f"evaluated {len(summary['agreement']['policies'])} policies: {out / 'summary.json'}, {out / 'episodes.parquet'}"
 
 
 def _verb_plan(cfg: dict[str, Any]) -> str:
-    from dojo_bench.plan import PlanConfig, print_table, run_plan
+    from dojo_bench.verbs.plan import PlanConfig, print_table, run_plan  # lazy, see VERBS
 
     cfg = {**_use_shipped("plan", cfg), "sampler": {k: v for k, v in cfg["sampler"].items() if v is not None}}
     config = build(PlanConfig, cfg)
-    train_config = _tiny_inputs_config(config, config.policies and config.world_model and config.value_model)
-    summary = run_plan(config, overwrite=bool(cfg["overwrite"]), train_config=train_config)
+    summary = run_plan(config, overwrite=bool(cfg["overwrite"]), tiny_inputs=_tiny_inputs(config))
     print_table(summary)
     out = Path(config.out).resolve()
     planners = sum(1 for worlds in summary["policies"].values() if "real" in worlds)
@@ -250,11 +268,9 @@ def _verb_plan(cfg: dict[str, Any]) -> str:
 def _tiny_run_first(verb: str, config: Any, cfg: dict[str, Any]) -> None:
     """size=tiny without a run: open ``config.out`` for ``verb`` first (so the run below is not foreign files),
     then run ``dojo-bench evaluate size=tiny`` into out/run unless a finished one is there."""
-    from dataclasses import asdict
-
-    from dojo_bench.evaluate import EvaluateConfig, run_evaluation
-    from dojo_bench.run_dir import is_finished, prepare_run_dir
-    from dojo_bench.train import TrainConfig
+    from dojo_bench.train.config import TrainConfig  # lazy, see VERBS
+    from dojo_bench.verbs.evaluate import EvaluateConfig, run_evaluation  # lazy, see VERBS
+    from dojo_bench.verbs.tiny import tiny_inputs  # lazy, see VERBS
 
     prepare_run_dir(config.out, verb, asdict(config), bool(cfg["overwrite"]))
     run = Path(config.out) / "run"
@@ -265,11 +281,11 @@ def _tiny_run_first(verb: str, config: Any, cfg: dict[str, Any]) -> None:
     evaluate["sampler"] = {k: v for k, v in evaluate["sampler"].items() if v is not None}  # as _verb_evaluate
     evaluate = build(EvaluateConfig, evaluate)
     train = build(TrainConfig, compose("train", ["size=tiny", "out=unused", seed, device]))
-    run_evaluation(evaluate, overwrite=False, train_config=train)
+    run_evaluation(evaluate, overwrite=False, tiny_inputs=tiny_inputs(train, evaluate.seed))
 
 
 def _verb_report(cfg: dict[str, Any]) -> str:
-    from reports.report import INDEX_FILE, REPORT_JSON, ReportConfig, run_report
+    from reports.report import INDEX_FILE, REPORT_JSON, ReportConfig, run_report  # lazy, see VERBS
 
     tiny_run = cfg["preset"] == "tiny" and not cfg["run"]
     if tiny_run:
@@ -285,7 +301,7 @@ def _verb_report(cfg: dict[str, Any]) -> str:
 
 
 def _verb_compare(cfg: dict[str, Any]) -> str:
-    from reports.compare import CompareConfig, check_gate, run_compare, to_markdown
+    from reports.compare import CompareConfig, check_gate, run_compare, to_markdown  # lazy, see VERBS
 
     tiny_run = cfg["preset"] == "tiny" and not (cfg["base"] or cfg["new"])
     if tiny_run:  # a tiny run compared with itself: the gate passes
@@ -311,52 +327,43 @@ def _verb_zoo(cfg: dict[str, Any]) -> str:
         return _zoo_ship(cfg)
     if action != "build":
         raise UsageError(f"unknown zoo action {action!r}; choose build, list or ship")
-    from dojo_bench.zoo import ZooConfig, run_zoo
-    from policies.zoo import print_manifest
+    from dojo_bench.verbs.zoo import ZooConfig, run_zoo  # lazy, see VERBS
 
     config = build(ZooConfig, {**cfg, "out": cfg["out"] or ""})
     manifest = run_zoo(config, overwrite=bool(cfg["overwrite"]), command=run_dir.COMMAND or "")
-    print_manifest(manifest)
+    policy_zoo.print_manifest(manifest)
     target = Path(config.out).resolve() / "zoo"
     return f"built a zoo of {len(manifest['checkpoints'])} checkpoints in {target} (ship it: dojo-bench zoo ship zoo_dir={target})"
 
 
 def _zoo_list() -> str:
-    from dojo_bench.shipped import SHIPPED_ROOT, shipped_models
-    from policies.zoo import print_manifest, shipped_zoo
-
-    zoo = shipped_zoo()
-    print_manifest(zoo.manifest)
-    for entry in shipped_models():
+    zoo = policy_zoo.shipped_zoo()
+    policy_zoo.print_manifest(zoo.manifest)
+    for entry in default_models.shipped_models():
         made, measured = entry["made"], entry.get("measured") or {}
         figures = ", ".join(f"{k} {v}" for k, v in measured.items() if not isinstance(v, dict | list))
         print(f"default {entry['name']}: {made.get('stage')}, {made.get('steps')} steps, "
               f"{made.get('wall_time_s')} s to train{'; ' + figures if figures else ''}")  # fmt: skip
-    return f"{len(zoo.names)} shipped checkpoints in {zoo.root}; default models in {SHIPPED_ROOT}"
+    return f"{len(zoo.names)} shipped checkpoints in {zoo.root}; default models in {default_models.SHIPPED_ROOT}"
 
 
 def _zoo_ship(cfg: dict[str, Any]) -> str:
     """Copy a built zoo (zoo_dir=) and/or trained releases (world_model=, value_model=) into the package."""
-    import shutil
-
-    from dojo_bench.shipped import ship_model
-    from policies.zoo import ZOO_ROOT, shipped_zoo
-
     shipped = []
     if cfg["zoo_dir"]:
         source = Path(cfg["zoo_dir"]).expanduser()
-        shipped_zoo(source)  # its manifest must read before anything here is replaced
-        for old in ZOO_ROOT.iterdir():
+        policy_zoo.shipped_zoo(source)  # its manifest must read before anything here is replaced
+        for old in policy_zoo.ZOO_ROOT.iterdir():
             if old.is_dir() and old.name != "__pycache__":
                 shutil.rmtree(old)
         for item in source.iterdir():
-            (shutil.copytree if item.is_dir() else shutil.copy2)(item, ZOO_ROOT / item.name)
-        shipped_zoo().paths()  # every copied file matches its manifest
+            (shutil.copytree if item.is_dir() else shutil.copy2)(item, policy_zoo.ZOO_ROOT / item.name)
+        policy_zoo.shipped_zoo().paths()  # every copied file matches its manifest
         shipped.append(f"the zoo from {source}")
     measured = _evaluation_figures(cfg["evaluation"]) if cfg["evaluation"] else None
     for name in ("world_model", "value_model"):
         if cfg[name]:
-            ship_model(name, cfg[name], measured=measured if name == "world_model" else None)
+            default_models.ship_model(name, cfg[name], measured=measured if name == "world_model" else None)
             shipped.append(f"the default {name} from {cfg[name]}")
     if not shipped:
         raise UsageError("zoo ship needs zoo_dir=DIR and/or world_model=RELEASE / value_model=RELEASE")
@@ -377,6 +384,8 @@ def _evaluation_figures(run: str) -> dict[str, Any]:
     return figures
 
 
+# Each _verb_* function imports its verb's modules itself (the "lazy, see VERBS" imports): the CLI starts, and
+# answers --help, without loading torch, Lightning and lerobot, and a verb loads only what it runs.
 VERBS: dict[str, Callable[[dict[str, Any]], str]] = {
     "data": _verb_data,
     "inspect": _verb_inspect,
@@ -393,8 +402,6 @@ VERBS: dict[str, Callable[[dict[str, Any]], str]] = {
 
 
 def _verb_help(verb: str) -> str:
-    from importlib.resources import files
-
     return files(f"dojo_bench.conf.{verb.replace('-', '_')}").joinpath("config.yaml").read_text()
 
 
@@ -417,7 +424,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     run_dir.COMMAND = shlex.join(["dojo-bench", verb, *args])
     signal.signal(signal.SIGTERM, _terminate)  # a kill (not -9) stops like Ctrl-C: one line, resumable
-    from dojo_bench.progress import quiet_libraries
 
     quiet_libraries()
     overrides = []

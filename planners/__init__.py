@@ -1,1 +1,1 @@
-"""planners."""
+"""Planners: best-of-N and CEM search over policy-ensemble proposals, scored in imagination."""

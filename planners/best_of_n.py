@@ -5,7 +5,7 @@
     records = run_episodes(planner, RealWorlds(task), seeds, max_steps, GroundTruthScorer())
 
 A ``Planner`` has the face of a chunk policy (``name``, ``action_dim``, ``chunk_size``, ``reset``,
-``predict_chunk``), so the same engine (``dojo_bench.rollout.run_episodes``) drives single policies and planners
+``predict_chunk``), so the same engine (``dojo_bench.engine.rollout.run_episodes``) drives single policies and planners
 with the same episode semantics on the same seeds. At each decision it:
 
 1. asks the ``ProposalSampler`` for N chunks (B, N, K, A) from the current real observation;
@@ -37,8 +37,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from dojo_bench.errors import DojoError
-from dojo_bench.keys import GT_PROGRESS, OBS_IMAGE, OBS_STATE
+from dojo_bench.core.arrays import to_numpy
+from dojo_bench.core.errors import DojoError
+from dojo_bench.core.keys import GT_PROGRESS, OBS_IMAGE, OBS_STATE
 from planners.proposals import ProposalSampler
 from planners.selection import gather, mask_nonfinite, select_best, uniform_choice
 
@@ -63,19 +64,14 @@ def _check_reduce(reduce: str) -> str:
 def _numpy(value: Any) -> np.ndarray:
     if isinstance(value, tuple):  # ValueModel.score -> (progress, success probability)
         value = value[0]
-    if hasattr(value, "detach"):
-        value = value.detach().float().cpu().numpy()
-    return np.asarray(value, dtype=np.float64)
+    return to_numpy(value).astype(np.float64)
 
 
 def from_policy_observation(observation: dict[str, Any]) -> dict[str, np.ndarray]:
     """Policy observation (image (B, 3, H, W) float in [0, 1]) -> env layout (image (B, H, W, 3) uint8).
 
     Exact inverse of ``rollout.to_policy_observation`` (which divides uint8 pixels by 255)."""
-    image = observation[OBS_IMAGE]
-    image = image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
-    state = observation[OBS_STATE]
-    state = state.detach().cpu().numpy() if hasattr(state, "detach") else np.asarray(state)
+    image, state = to_numpy(observation[OBS_IMAGE]), to_numpy(observation[OBS_STATE])
     pixels = np.clip(np.round(image * 255.0), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)  # (B, H, W, 3)
     return {OBS_IMAGE: pixels, OBS_STATE: state.astype(np.float32)}
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dojo_bench.errors import DojoError
+from dojo_bench.core.errors import DojoError
 from planners.selection import mask_nonfinite, top_k
 
 

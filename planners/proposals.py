@@ -21,15 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from dojo_bench.errors import DojoError
+from dojo_bench.core.arrays import to_numpy
+from dojo_bench.core.errors import DojoError
+from policies.ensemble import PolicyEnsemble
 
 
 class ProposalSampler:
     """``num_proposals`` chunks (B, N, chunk_size, action_dim) per observation from ``members`` (see module doc)."""
 
     def __init__(self, members: Sequence[Any], num_proposals: int, noise_std: float = 0.0) -> None:
-        from policies.ensemble import PolicyEnsemble
-
         if not isinstance(num_proposals, int) or num_proposals < 1:
             raise DojoError(f"num_proposals must be a positive integer, got {num_proposals!r}")
         if not math.isfinite(noise_std) or noise_std < 0:
@@ -63,7 +63,7 @@ class ProposalSampler:
     def propose(self, observation: dict[str, Any], seed: int = 0) -> np.ndarray:
         """Policy observation (B, ...) -> proposals (B, N, chunk_size, action_dim) float32, env units."""
         raw = self.ensemble.propose(observation, seed=seed)  # (B, P, K, A): ensemble order, member-major
-        raw = raw.detach().float().cpu().numpy() if hasattr(raw, "detach") else np.asarray(raw, np.float32)
+        raw = to_numpy(raw).astype(np.float32)
         first: dict[int, int] = {}  # member -> its first column in the ensemble's output
         for column, member in enumerate(self.ensemble.proposal_members):
             first.setdefault(member, column)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dojo_bench.errors import DojoError
+from dojo_bench.core.errors import DojoError
 from policies.loading import LoadedPolicy
 
 

@@ -34,8 +34,8 @@ from safetensors import safe_open
 from torch import Tensor
 
 import policies.pixel_policy  # noqa: F401  (registers the "dojo_pixel" type with lerobot)
-from dojo_bench.errors import DojoError
-from dojo_bench.keys import ACTION
+from dojo_bench.core.errors import DojoError
+from dojo_bench.core.keys import ACTION
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"

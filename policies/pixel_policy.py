@@ -51,8 +51,8 @@ from lerobot.processor.converters import policy_action_to_transition, transition
 from lerobot.utils.constants import POLICY_POSTPROCESSOR_DEFAULT_NAME, POLICY_PREPROCESSOR_DEFAULT_NAME
 from torch import Tensor, nn
 
-from dojo_bench.encoders import make_conv_stack
-from dojo_bench.keys import ACTION, OBS_IMAGE, OBS_STATE
+from dojo_bench.core.encoders import make_conv_stack
+from dojo_bench.core.keys import ACTION, OBS_IMAGE, OBS_STATE
 
 POLICY_TYPE = "dojo_pixel"
 ENCODERS = ("flat", "keypoints")

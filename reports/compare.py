@@ -23,7 +23,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from dojo_bench.errors import DojoError, UsageError
+from dojo_bench.core.errors import DojoError, UsageError
+from dojo_bench.core.files import atomic_write_text
+from dojo_bench.core.run_dir import prepare_run_dir
+from dojo_bench.engine.results import write_summary_json
+from reports import plots
+from reports.html import render
 
 METRICS = ("predicted", "real")
 WORLD_OF = {"predicted": "imagined", "real": "real"}
@@ -295,8 +300,6 @@ def to_markdown(result: dict[str, Any], base_name: str = "base", new_name: str =
 
 def delta_chart(result: dict[str, Any]) -> str | None:
     """Success deltas with intervals per shared policy (PNG data URI), None when nothing is shared."""
-    from reports import plots
-
     rows = result["rows"]
     if not rows:
         return None
@@ -321,16 +324,13 @@ def _or(value: float | None, default: float) -> float:
 
 def write_comparison(result: dict[str, Any], out: Path, base_name: str, new_name: str) -> dict[str, Path]:
     """compare.json, compare.md and compare.html into ``out``."""
-    from dojo_bench.results import _atomic_write_text, write_summary_json
-    from reports.html import render
-
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "compare.json", "md": out / "compare.md", "html": out / "compare.html"}
     write_summary_json({"base": base_name, "new": new_name, **result}, paths["json"])
-    _atomic_write_text(to_markdown(result, base_name, new_name), paths["md"])
+    atomic_write_text(paths["md"], to_markdown(result, base_name, new_name))
     html = render("compare.html.j2", title=f"dojo-bench compare: {Path(base_name).name} → {Path(new_name).name}",
                   base=base_name, new=new_name, result=result, chart=delta_chart(result))  # fmt: skip
-    _atomic_write_text(html, paths["html"])
+    atomic_write_text(paths["html"], html)
     return paths
 
 
@@ -370,8 +370,6 @@ def comparability_problems(base: dict[str, Any], new: dict[str, Any], metric: st
 def run_compare(cfg: CompareConfig, overwrite: bool = False) -> dict[str, Any]:
     """``dojo-bench compare``: write the comparison into ``cfg.out``; returns compare.json's content plus the files
     written (``check_gate`` turns a failed gate into ``GateFailed``)."""
-    from dojo_bench.run_dir import prepare_run_dir
-
     base, new = read_summary(cfg.base), read_summary(cfg.new)
     problems = comparability_problems(base, new, cfg.metric)
     if problems:

@@ -1,7 +1,7 @@
 """Rollout strips for the report: stored frames -> animated GIF ``data:`` URIs (PIL), real and imagined side by side.
 
 GIFs play in every browser with no script and no codec, and a ``data:`` URI keeps the page self-contained.
-Inputs are the arrays of ``dojo_bench.media`` files (frames (T, H, W, 3) uint8); nothing is recomputed.
+Inputs are the arrays of ``dojo_bench.engine.media`` files (frames (T, H, W, 3) uint8); nothing is recomputed.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
     run_report(ReportConfig(run="runs/eval", out="runs/eval/report"))
 
 Reads what the run wrote (``summary.json``; ``episodes.parquet``, ``curves.parquet`` and ``media/`` when present,
-see dojo_bench/evaluate.py and dojo_bench/media.py) and writes into ``out`` (default ``RUN_DIR/report``):
+see dojo_bench/verbs/evaluate.py and dojo_bench/engine/media.py) and writes into ``out`` (default ``RUN_DIR/report``):
 
 - ``index.html``: the run: predicted vs real success per policy with intervals and ranks, the predicted-vs-real
   scatter with a fit line and r / MMRV, the planning comparison when the run has one, provenance;
@@ -27,9 +27,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dojo_bench.errors import DojoError, UsageError
-from dojo_bench.media import CURVES_FILE, media_path, policy_slug
-from dojo_bench.run_dir import RUN_FILE, prepare_run_dir
+from dojo_bench.core.errors import DojoError, UsageError
+from dojo_bench.core.files import atomic_write_text
+from dojo_bench.core.metrics import wilson_interval
+from dojo_bench.core.run_dir import RUN_FILE, prepare_run_dir
+from dojo_bench.engine.media import CURVES_FILE, media_path, policy_slug
+from dojo_bench.engine.results import write_summary_json
 from reports import media, plots
 from reports.html import render
 
@@ -200,8 +203,6 @@ def planning_rows(summary: dict[str, Any], confidence: float = 0.95) -> list[dic
     and every policy with a real rate (``dojo-bench plan`` stores each planner's rates there). A planner's rate
     comes from its planning entry, else that entry's ``real`` block, else ``summary["policies"][name]["real"]``.
     A Wilson interval is filled in from stored successes and episodes only where the run stored none."""
-    from dojo_bench.metrics import wilson_interval
-
     block = summary.get("planning")
     if block is None:
         return None
@@ -463,15 +464,13 @@ def _triple(rate: dict[str, Any] | None) -> tuple[float, float, float] | None:
 
 def write_report(run: StoredRun, out: Path) -> dict[str, Any]:
     """Render the pages and report.json of ``run`` into ``out``; returns report.json's content."""
-    from dojo_bench.results import write_summary_json
-
     numbers, charts, pages = build_report(run)
     out.mkdir(parents=True, exist_ok=True)
     title = f"dojo-bench report: {run.path.resolve().name}"
-    _write_text(out / INDEX_FILE, render("index.html.j2", title=title, report=numbers, charts=charts))
+    atomic_write_text(out / INDEX_FILE, render("index.html.j2", title=title, report=numbers, charts=charts))
     for page in pages:
         name = page["numbers"]["name"]
-        _write_text(
+        atomic_write_text(
             out / policy_page(name),
             render(
                 "policy.html.j2",
@@ -493,12 +492,6 @@ def run_report(cfg: ReportConfig, overwrite: bool = False) -> dict[str, Any]:
     numbers = write_report(stored, run.path)
     run.finish({"index": str(run.path / INDEX_FILE), "pages": len(numbers["pages"])})
     return numbers
-
-
-def _write_text(path: Path, text: str) -> None:
-    from dojo_bench.results import _atomic_write_text
-
-    _atomic_write_text(text, path)
 
 
 __all__ = ["ReportConfig", "run_report", "read_run", "build_report", "write_report", "policy_page", "ranks"]

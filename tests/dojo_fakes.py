@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dojo_bench.keys import OBS_IMAGE, OBS_STATE
-from dojo_bench.rollout import ImaginedWorld
+from dojo_bench.core.keys import OBS_IMAGE, OBS_STATE
+from dojo_bench.engine.rollout import ImaginedWorld
 
 
 class ScriptedPolicy:

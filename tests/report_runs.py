@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dojo_bench.media import MEDIA_DIR, policy_slug
+from dojo_bench.engine.media import MEDIA_DIR, policy_slug
 
 # Text that runs script if a page ever shows it unescaped (and requests a URL, which the browser test forbids).
 XSS_NAME = '<script>window.__xss=1</script><img src="https://example.com/x.png" onerror="window.__xss=2">'

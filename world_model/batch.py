@@ -1,6 +1,6 @@
 """The batch contract shared by the world-model LightningModules.
 
-A batch is a dict with LeRobot keys (``dojo_bench.keys``, mirroring lerobot's constants):
+A batch is a dict with LeRobot keys (import them from ``dojo_bench.core.keys``, mirroring lerobot's constants):
 
 - ``OBS_IMAGE``: (B, T, 3, H, W) uint8 in [0, 255] or float in [0, 1]
 - ``ACTION``: (B, T, A) float; ``action[:, t]`` is applied after frame t and produces frame t + 1,
@@ -15,9 +15,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from dojo_bench.keys import ACTION, OBS_IMAGE, OBS_STATE
+from dojo_bench.core.keys import ACTION, OBS_IMAGE, OBS_STATE
 
-__all__ = ["ACTION", "OBS_IMAGE", "OBS_STATE", "check_batch", "frames_to_images", "frames_to_model", "psnr"]
+__all__ = ["check_batch", "frames_to_images", "frames_to_model"]
 
 
 def frames_to_model(images: Tensor) -> Tensor:
@@ -35,12 +35,6 @@ def frames_to_model(images: Tensor) -> Tensor:
 def frames_to_images(frames: Tensor) -> Tensor:
     """Convert model frames (..., 3, H, W) in [-1, 1] back to float images in [0, 1] (clamped)."""
     return frames.float().add(1.0).div(2.0).clamp(0.0, 1.0)
-
-
-def psnr(pred: Tensor, target: Tensor) -> Tensor:
-    """Mean over the batch of per-sample PSNR (dB) for images in [0, 1]; pred/target (B, ...)."""
-    mse = (pred.float() - target.float()).pow(2).flatten(1).mean(dim=1)
-    return (10.0 * torch.log10(1.0 / mse.clamp_min(1e-10))).mean()
 
 
 def check_batch(batch: dict[str, Tensor], *, image_size: int, action_dim: int, state_dim: int) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from dojo_bench.core.files import atomic_write
 from world_model.dit import DiT, DiTConfig
 from world_model.pixel_model import PixelWorldModel, PixelWorldModelConfig
 from world_model.tokenizer import TokenizerConfig, VideoTokenizer
@@ -75,16 +75,6 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temporary sibling and rename, so an interrupted save never leaves a half-written file."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 # ----------------------------------------------------------------------------------------------------------------------
 # Save
 # ----------------------------------------------------------------------------------------------------------------------
@@ -122,10 +112,10 @@ def save_world_model(
     metadata = {"format": CHECKPOINT_FORMAT, "config_sha256": _config_hash(components)}
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    _atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(tensors, str(p), metadata=metadata))
+    atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(tensors, str(p), metadata=metadata))
     payload["weights_sha256"] = file_sha256(directory / WEIGHTS_FILE)
     text = json.dumps(payload, indent=2, sort_keys=True)
-    _atomic_write(directory / CONFIG_FILE, lambda p: p.write_text(text + "\n"))
+    atomic_write(directory / CONFIG_FILE, lambda p: p.write_text(text + "\n"))
     return directory
 
 

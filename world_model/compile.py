@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from dojo_bench.errors import UsageError
+from dojo_bench.core.errors import UsageError
 
 COMPILE_CHOICES = ("auto", "true", "false")
 

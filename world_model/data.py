@@ -28,12 +28,14 @@ from typing import Any
 
 import lightning as L
 import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
-from dojo_bench.errors import DojoError
-from dojo_bench.keys import ACTION, OBS_IMAGE, OBS_STATE
+from dojo_bench.core.errors import DojoError
+from dojo_bench.core.files import atomic_write
+from dojo_bench.core.keys import ACTION, OBS_IMAGE, OBS_STATE
 
 CACHE_ENV = "DOJO_BENCH_CACHE"  # where decoded-frame caches go when cache_dir is not given
 
@@ -116,9 +118,7 @@ def check_features(root: Path, info: dict[str, Any], *, image_size: int, require
         )
 
 
-def _episode_table(root: Path):
-    import pandas as pd
-
+def episode_table(root: Path):
     files = sorted((root / "meta" / "episodes").rglob("*.parquet"))
     if not files:
         raise DojoError(f"{root} is not a LeRobot v3 dataset (no meta/episodes/*.parquet)")
@@ -157,7 +157,7 @@ def decode_frames(root: Path, info: dict[str, Any], episodes, target: np.ndarray
     Each video file holds consecutive episodes; a frame at time ts of the file belongs to the episode whose
     [from_timestamp, to_timestamp) holds it, at index ``from_index + round((ts - from_timestamp) * fps)``.
     """
-    import av
+    import av  # PyAV (video decoding) only when a frame cache is built
 
     fps = info["fps"]
     prefix = f"videos/{OBS_IMAGE}/"
@@ -204,17 +204,16 @@ def load_frame_cache(root: Path, info: dict[str, Any], episodes, cache_dir=None)
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     h, w, c = info["features"][OBS_IMAGE]["shape"]
-    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
-    try:
+
+    def write(tmp: Path) -> None:
         target = np.lib.format.open_memmap(
             tmp, mode="w+", dtype=np.uint8, shape=(info["total_frames"], h, w, c)
         )
         decode_frames(root, info, episodes, target)
         target.flush()
-        del target
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        del target  # closes the memory map before the rename
+
+    atomic_write(path, write)
     return path
 
 
@@ -246,15 +245,13 @@ class ClipDataset(CachedFrames, Dataset):
     """Clips of ``clip_length`` frames from one LeRobot dataset root (see the module docstring)."""
 
     def __init__(self, root: str | Path, cfg: ClipDataConfig) -> None:
-        import pandas as pd
-
         self.root = Path(root)
         self.cfg = cfg
         if not self.root.is_dir():
             raise DojoError(f"{self.root} does not exist or is not a directory")
         info = read_info(self.root)
         check_features(self.root, info, image_size=cfg.image_size, require_actions=cfg.require_actions)
-        episodes = _episode_table(self.root)
+        episodes = episode_table(self.root)
         self.frames_path = load_frame_cache(self.root, info, episodes, cfg.cache_dir)
         self._frames: np.ndarray | None = None  # opened lazily: one memmap per worker process
 

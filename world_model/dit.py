@@ -350,11 +350,6 @@ class DiT(nn.Module):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
-    def reset_action_embedder(self) -> None:
-        """Re-initialise the action-conditioning layer (post-training on a new robot's action space)."""
-        if self.action_embed is not None:
-            self.action_embed.reset_parameters()
-
     def attention_mask(self, num_frames: int, device: torch.device) -> Tensor | None:
         """None (bidirectional) or a boolean (N, N) mask letting tokens of frame i see frames <= i."""
         if self.cfg.attention == "bidirectional":

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dojo_bench.keys import OBS_IMAGE, OBS_STATE
+from dojo_bench.core.keys import OBS_IMAGE, OBS_STATE
 from world_model.checkpoint import CheckpointError, load_world_model
 from world_model.dit import DiT
 from world_model.lit_world_model import LitWorldModel, LitWorldModelConfig

@@ -30,7 +30,8 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from dojo_bench.keys import ACTION, OBS_IMAGE, OBS_STATE
+from dojo_bench.core.keys import ACTION, OBS_IMAGE, OBS_STATE
+from world_model.checkpoint import save_world_model
 from world_model.pixel_model import PixelWorldModel, PixelWorldModelConfig
 
 
@@ -166,8 +167,6 @@ class LitPixelWorldModel(L.LightningModule):
 
     def export(self, directory: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
         """The plain model as a safetensors/JSON checkpoint (checkpoint.py, component ``pixel``)."""
-        from world_model.checkpoint import save_world_model
-
         return save_world_model(directory, pixel=self.model, extra=extra)
 
 

@@ -13,8 +13,10 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from world_model.batch import OBS_IMAGE, frames_to_images, frames_to_model, psnr
+from dojo_bench.core.keys import OBS_IMAGE
+from world_model.batch import frames_to_images, frames_to_model
 from world_model.tokenizer import TokenizerConfig, VideoTokenizer
+from world_model.video_metrics import psnr_per_sample
 
 
 @dataclass
@@ -69,7 +71,7 @@ class LitTokenizer(L.LightningModule):
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         losses, recon, frames = self._losses(batch)
         metrics = {f"val/{k}": v for k, v in losses.items()}
-        metrics["val/psnr"] = psnr(frames_to_images(recon), frames_to_images(frames))
+        metrics["val/psnr"] = psnr_per_sample(frames_to_images(recon), frames_to_images(frames)).mean()
         self.log_dict(metrics, prog_bar=True, batch_size=frames.shape[0])
 
     def configure_optimizers(self):

@@ -22,20 +22,14 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from world_model.batch import (
-    ACTION,
-    OBS_IMAGE,
-    OBS_STATE,
-    check_batch,
-    frames_to_images,
-    frames_to_model,
-    psnr,
-)
+from dojo_bench.core.keys import ACTION, OBS_IMAGE, OBS_STATE
+from world_model.batch import check_batch, frames_to_images, frames_to_model
 from world_model.checkpoint import save_world_model
 from world_model.dit import DiT, DiTConfig, chunk_states
 from world_model.flow import FlowConfig, RectifiedFlow, make_relative_actions
 from world_model.sampler import FlowSampler, SamplerConfig
 from world_model.tokenizer import VideoTokenizer
+from world_model.video_metrics import psnr_per_sample
 
 
 @dataclass
@@ -268,8 +262,8 @@ class LitWorldModel(L.LightningModule):
             frames_to_model(images[:, self.cfg.num_context_frames - 1 : self.cfg.num_context_frames])
         )
         return {
-            "val/psnr": psnr(predicted, target),
-            "val/psnr_copy_last": psnr(copy_last.expand_as(target), target),
+            "val/psnr": psnr_per_sample(predicted, target).mean(),
+            "val/psnr_copy_last": psnr_per_sample(copy_last.expand_as(target), target).mean(),
             "val/state_mse": (states - batch[OBS_STATE][:, self.cfg.num_context_frames :].float())
             .pow(2)
             .mean(),

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dojo_bench.keys import OBS_IMAGE, OBS_STATE
-from world_model.checkpoint import load_world_model
+from dojo_bench.core.keys import OBS_IMAGE, OBS_STATE
+from world_model.checkpoint import load_world_model, read_config
 from world_model.imagined_env import images_to_model_layout
 from world_model.pixel_model import PixelWorldModel
 
@@ -145,8 +145,6 @@ class PixelImaginedEnv:
 
 def is_pixel_release(directory: str | Path) -> bool:
     """Whether a world-model release holds the pixel model (else the tokenizer + DiT)."""
-    from world_model.checkpoint import read_config
-
     return "pixel" in read_config(directory)["components"]
 
 

@@ -9,7 +9,7 @@ The copy-last-frame baseline repeats the last context frame for every horizon; a
 actions (or the future altogether) scores about this, so it is the floor to beat.
 
 Conventions (caveats next to the code):
-- PSNR is computed per sample (data range 1) and averaged over samples, as ``world_model.batch.psnr`` does, not from
+- PSNR is computed per sample (data range 1) and averaged over samples, as the training modules' ``val/psnr`` does, not from
   the mean MSE over the whole set; per-sample averaging weights every episode equally.
 - Identical frames have MSE 0 and an infinite PSNR. The MSE is floored at ``MSE_FLOOR`` = 1e-10, which caps PSNR at
   100 dB: the mean stays finite and JSON-serialisable, and a perfect frame still reads as far above any real one.
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torchmetrics.functional.image import structural_similarity_index_measure
 
 MSE_FLOOR = 1e-10  # caps PSNR at 10 * log10(1 / 1e-10) = 100 dB
 DEFAULT_HORIZONS = (1, 4, 12)
@@ -43,8 +44,6 @@ def psnr_per_sample(pred: Tensor, target: Tensor) -> Tensor:
 
 def ssim_per_sample(pred: Tensor, target: Tensor) -> Tensor:
     """SSIM per sample of (N, 3, H, W) frames in [0, 1] -> (N,)."""
-    from torchmetrics.functional.image import structural_similarity_index_measure
-
     return structural_similarity_index_measure(
         to_unit(pred), to_unit(target), data_range=1.0, reduction="none"
     ).reshape(-1)

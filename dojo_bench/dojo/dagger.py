@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from dojo_bench.core.keys import OBS_IMAGE, OBS_STATE
 from dojo_bench.dojo.experts import PushExpert
 from dojo_bench.dojo.worlds import PushWorld
-from dojo_bench.keys import OBS_IMAGE, OBS_STATE
 
 DAGGER_POLICY = "dagger"  # the data-policy name of these episodes in meta/dojo.json and gt.policy
 
@@ -75,7 +75,7 @@ class LearnerWithExpert:
 
     def _learner_chunk(self, observation: dict[str, np.ndarray]) -> list[np.ndarray]:
         """The learner's next chunk from one observation: image (96, 96, 3) uint8, state (2,)."""
-        import torch
+        import torch  # torch only in the data workers that run a learner
 
         batch = {
             OBS_IMAGE: torch.from_numpy(np.ascontiguousarray(observation[OBS_IMAGE]))

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dojo_bench.core.keys import ACTION, GT_COVERAGE, GT_EXPERT_ACTION, GT_SUCCESS, OBS_IMAGE, OBS_STATE
 from dojo_bench.dojo.dagger import LearnerWithExpert
 from dojo_bench.dojo.experts import PushExpert
 from dojo_bench.dojo.worlds import PushWorld
-from dojo_bench.keys import ACTION, GT_COVERAGE, GT_EXPERT_ACTION, GT_SUCCESS, OBS_IMAGE, OBS_STATE
 
 
 @dataclass

@@ -9,6 +9,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from dojo_bench.core.metrics import success_rate
+from dojo_bench.core.progress import make_progress
+from dojo_bench.core.run_dir import prepare_run_dir
 from dojo_bench.dojo.recording import (
     DataConfig,
     dataset_dirs,
@@ -18,9 +21,6 @@ from dojo_bench.dojo.recording import (
     read_done,
     record_shards,
 )
-from dojo_bench.metrics import success_rate
-from dojo_bench.progress import make_progress
-from dojo_bench.run_dir import prepare_run_dir
 
 WORK_DIR = ".work"
 

@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from dojo_bench.errors import DojoError
-from dojo_bench.keys import ACTION, DOJO_META_FILE, OBS_IMAGE
-from dojo_bench.metrics import success_rate
+from dojo_bench.core.errors import DojoError
+from dojo_bench.core.keys import ACTION, DOJO_META_FILE, OBS_IMAGE
+from dojo_bench.core.metrics import success_rate
 
 
 def is_lerobot_dataset(path: Path) -> bool:
@@ -31,7 +31,9 @@ def find_datasets(path: Path) -> list[Path]:
 def load_dataset(root: Path, delta_timestamps: dict[str, list[float]] | None = None):
     """``LeRobotDataset`` from a local root, offline, decoding video with PyAV."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+    from lerobot.datasets.lerobot_dataset import (
+        LeRobotDataset,  # lerobot is slow to import: only when loading
+    )
 
     if not is_lerobot_dataset(root):
         raise DojoError(f"{root} is not a LeRobot dataset (no meta/info.json)")

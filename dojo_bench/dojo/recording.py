@@ -33,12 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from dojo_bench.dojo.dagger import DAGGER_POLICY, LearnerWithExpert
-from dojo_bench.dojo.episodes import Episode, run_episode
-from dojo_bench.dojo.experts import POLICIES, make_policy
-from dojo_bench.dojo.tasks import get_task
-from dojo_bench.errors import UsageError
-from dojo_bench.keys import (
+from dojo_bench.core.errors import UsageError
+from dojo_bench.core.keys import (
     ACTION,
     DOJO_META_FILE,
     GT_COVERAGE,
@@ -52,7 +48,11 @@ from dojo_bench.keys import (
     OBS_IMAGE,
     OBS_STATE,
 )
-from dojo_bench.run_dir import write_json
+from dojo_bench.core.run_dir import write_json
+from dojo_bench.dojo.dagger import DAGGER_POLICY, LearnerWithExpert
+from dojo_bench.dojo.episodes import Episode, run_episode
+from dojo_bench.dojo.experts import POLICIES, make_policy
+from dojo_bench.dojo.tasks import get_task
 
 # lerobot's aggregation draws tqdm bars of its own; ours is the rich bar. tqdm reads this when it is imported.
 os.environ.setdefault("TQDM_DISABLE", "1")
@@ -128,7 +128,7 @@ class DataConfig:
             )
         if not 0 <= self.learner_share <= 1:
             raise UsageError(f"learner_share must be in [0, 1], got {self.learner_share}")
-        from policies.loading import check_action_dim, load_policy
+        from policies.loading import check_action_dim, load_policy  # lerobot only when a learner records
 
         self.learner = str(Path(self.learner).expanduser().resolve())
         # One-line DojoErrors for a missing or corrupt checkpoint, or one made for another action space.
@@ -239,7 +239,7 @@ def episode_policy(config: DataConfig, seed: int) -> str:
 
 # -- producing episodes ----------------------------------------------------------------------------------
 def _make_world(config: DataConfig):
-    from dojo_bench.dojo.worlds import HumanWorld, RobotLab
+    from dojo_bench.dojo.worlds import HumanWorld, RobotLab  # pygame / pymunk in the worker that draws
 
     task = get_task(config.task)
     return HumanWorld(task.success_threshold) if config.kind == "human" else RobotLab(task)
@@ -247,9 +247,9 @@ def _make_world(config: DataConfig):
 
 def load_learner(path: str):
     """The DAgger learner of a shard writer on the CPU, one torch thread (each data worker runs its own)."""
-    import torch
+    import torch  # torch only in the data workers that run a learner
 
-    from policies.loading import load_policy
+    from policies.loading import load_policy  # lerobot only when a learner records
 
     torch.set_num_threads(1)
     return load_policy(path, device="cpu")
@@ -340,6 +340,7 @@ def _silence_encoders() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     warnings.filterwarnings("ignore", message="Converting input from bool", category=RuntimeWarning)
+    # After the environment above: both read it when imported (and lerobot, av, datasets are slow to import).
     import av
     import datasets
 
@@ -354,7 +355,7 @@ def _silence_encoders() -> None:
 
 def write_shard(config: DataConfig, shard: Shard, work: Path, on_episode=None) -> dict[str, Any]:
     """Record one shard as LeRobot dataset(s) under ``work``; returns its episode records and timing."""
-    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset  # after _silence_encoders' environment
 
     _silence_encoders()
     started = time.perf_counter()
@@ -447,7 +448,7 @@ def record_shards(config: DataConfig, shards: list[Shard], work: Path, advance) 
 # -- merging ---------------------------------------------------------------------------------------------
 def merge_split(config: DataConfig, split: Split, shards: list[Shard], work: Path, out: Path) -> list[dict]:
     """Merge the split's finished shards, in order, into ``out/<split>`` (and its actions twin)."""
-    from lerobot.datasets.aggregate import aggregate_datasets
+    from lerobot.datasets.aggregate import aggregate_datasets  # after _silence_encoders' environment
 
     _silence_encoders()
     mine = sorted((s for s in shards if s.split == split.name), key=lambda s: s.number)

@@ -3,7 +3,7 @@
 The robot lab is gym-pusht 0.1.8 (pinned: its reset seeding changed between versions). The stock task keeps
 gym-pusht's own reset distribution and its 95 % coverage threshold; it is hard for ordinary learned policies.
 The benchmark variants narrow the start distribution and relax the threshold so that policies of ordinary
-quality land between 10 % and 90 % success, which is where a ranking is informative. See docs/tasks.md.
+quality land between 10 % and 90 % success, which is where a ranking is informative. See docs/dojo.md ("Robot lab tasks").
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dojo_bench.errors import UsageError
+from dojo_bench.core.errors import UsageError
 
 GOAL_POSE = (256.0, 256.0, math.pi / 4)  # gym-pusht's fixed goal: x, y, theta
 

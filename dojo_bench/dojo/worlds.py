@@ -28,8 +28,8 @@ with warnings.catch_warnings():
     from gym_pusht.envs.pusht import PushTEnv
     from gym_pusht.envs.pymunk_override import DrawOptions
 
+from dojo_bench.core.keys import GT_COVERAGE, GT_OBJECT_POSE, GT_PROGRESS, GT_SUCCESS, OBS_IMAGE, OBS_STATE
 from dojo_bench.dojo.tasks import GOAL_POSE, TaskSpec
-from dojo_bench.keys import GT_COVERAGE, GT_OBJECT_POSE, GT_PROGRESS, GT_SUCCESS, OBS_IMAGE, OBS_STATE
 
 ARENA_LOW, ARENA_HIGH = 40.0, 472.0  # where agents may be placed and sent: inside the walls at 5 and 506
 
@@ -67,7 +67,7 @@ class PushWorld(PushTEnv):
         return float(self._get_coverage())
 
     def ground_truth(self) -> dict[str, np.ndarray]:
-        """Per-frame ground truth of the state on screen (keys in dojo_bench.keys)."""
+        """Per-frame ground truth of the state on screen (keys in dojo_bench.core.keys)."""
         coverage = self.coverage()
         return {
             GT_OBJECT_POSE: self.object_pose().astype(np.float32),

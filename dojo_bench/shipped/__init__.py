@@ -14,9 +14,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from dojo_bench.errors import DojoError
-from dojo_bench.manifest import MANIFEST_FILE, file_hashes, read_manifest, verify_entry
-from dojo_bench.run_dir import RUN_FILE, write_json
+from dojo_bench.core.devices import hardware
+from dojo_bench.core.errors import DojoError
+from dojo_bench.core.manifest import MANIFEST_FILE, file_hashes, read_manifest, verify_entry
+from dojo_bench.core.run_dir import RUN_FILE, write_json
 
 SHIPPED_ROOT = Path(__file__).resolve().parent
 MODELS = ("world_model", "value_model")
@@ -41,8 +42,6 @@ def ship_model(
 ) -> dict:
     """Copy a trained ``release`` folder into the shipped defaults as ``name`` and write its manifest entry from the
     training run that made it (the run directory above ``release``: its run.json has the config and summary)."""
-    from dojo_bench.results import hardware
-
     if name not in MODELS:
         raise DojoError(f"unknown default model {name!r}; choose one of {', '.join(MODELS)}")
     release = Path(release).expanduser().resolve()
@@ -66,7 +65,7 @@ def ship_model(
             "data": config.get("data"),
             "steps": summary.get("steps"),
             "wall_time_s": summary.get("seconds"),
-            "command": record.get("command"),  # the CLI line that started the run (run_dir.py)
+            "command": record.get("command"),  # the CLI line that started the run (core/run_dir.py)
             "hardware": hardware(),
         },
         "measured": measured or {},

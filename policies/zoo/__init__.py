@@ -1,6 +1,6 @@
 """The shipped reference zoo: policy checkpoints (LeRobot ``pretrained_model`` folders) and their manifest.
 
-Built by ``dojo-bench zoo out=DIR`` (dojo_bench/zoo.py) and copied here; ``manifest.json`` gives, per checkpoint,
+Built by ``dojo-bench zoo out=DIR`` (dojo_bench/verbs/zoo.py) and copied here; ``manifest.json`` gives, per checkpoint,
 its files' sha256, how it was made and its real success on the benchmark task with a Wilson interval. Each
 checkpoint loads through ``policies.loading.load_policy`` like any user's checkpoint. ``dojo-bench zoo list``
 prints the manifest.
@@ -12,8 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dojo_bench.errors import DojoError
-from dojo_bench.manifest import read_manifest, verify_entry
+from rich.console import Console
+from rich.table import Table
+
+from dojo_bench.core.errors import DojoError
+from dojo_bench.core.manifest import read_manifest, verify_entry
 
 ZOO_ROOT = Path(__file__).resolve().parent
 
@@ -61,8 +64,6 @@ def shipped_zoo(root: str | Path | None = None) -> ShippedZoo:
 
 def print_manifest(manifest: dict[str, Any]) -> None:
     """The manifest as a table: name, how it was made, real success (fp32 and fp16) with Wilson intervals."""
-    from rich.console import Console
-    from rich.table import Table
 
     def show(r: dict[str, Any] | None) -> str:
         return "-" if r is None else f"{r['rate']:.0%} [{r['low']:.0%}-{r['high']:.0%}]"

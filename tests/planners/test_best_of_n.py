@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from dojo_bench.errors import DojoError
-from dojo_bench.keys import GT_PROGRESS, OBS_IMAGE, OBS_STATE
-from dojo_bench.rollout import GroundTruthScorer, run_episodes, to_policy_observation
+from dojo_bench.core.errors import DojoError
+from dojo_bench.core.keys import GT_PROGRESS, OBS_IMAGE, OBS_STATE
+from dojo_bench.engine.rollout import GroundTruthScorer, run_episodes, to_policy_observation
 from planners.best_of_n import (
     ImaginationScorer,
     OracleScorer,
@@ -284,7 +284,7 @@ def test_from_policy_observation_inverts_to_policy_observation():
 def test_oracle_scores_by_the_cloned_simulator_and_restores_it():
     from dojo_bench.dojo.tasks import get_task
     from dojo_bench.dojo.worlds import RobotLab
-    from dojo_bench.rollout import RealWorlds
+    from dojo_bench.engine.rollout import RealWorlds
 
     task = get_task("pusht_bench")
     real = RealWorlds(task)

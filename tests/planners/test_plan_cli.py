@@ -70,7 +70,7 @@ def test_mismatched_ensemble_members_are_refused_in_one_line(tiny_run, tmp_path,
     """A member with 3-d actions (another robot's) next to 2-d ones: one error line, nothing written."""
     from lerobot.configs.types import FeatureType, PolicyFeature
 
-    from dojo_bench.keys import ACTION, OBS_STATE
+    from dojo_bench.core.keys import ACTION, OBS_STATE
     from policies.loading import save_pretrained_model
     from policies.pixel_policy import make_pixel_policy
 

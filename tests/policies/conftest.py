@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dojo_bench.keys import ACTION, OBS_IMAGE, OBS_STATE
+from dojo_bench.core.keys import ACTION, OBS_IMAGE, OBS_STATE
 from policies.loading import save_pretrained_model
 from policies.pixel_policy import make_pixel_policy
 

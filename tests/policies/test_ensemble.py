@@ -6,8 +6,8 @@ import pytest
 import torch
 from lerobot.configs.types import FeatureType, PolicyFeature
 
-from dojo_bench.errors import DojoError
-from dojo_bench.keys import ACTION
+from dojo_bench.core.errors import DojoError
+from dojo_bench.core.keys import ACTION
 from policies.ensemble import PolicyEnsemble
 from policies.loading import load_policy
 
@@ -67,7 +67,7 @@ def test_a_stock_diffusion_member_samples_without_touching_its_episode_state(tmp
     from lerobot.policies.diffusion.modeling_diffusion import DiffusionPolicy
     from lerobot.policies.factory import make_pre_post_processors
 
-    from dojo_bench.keys import OBS_IMAGE, OBS_STATE
+    from dojo_bench.core.keys import OBS_IMAGE, OBS_STATE
     from policies.loading import save_pretrained_model
 
     config = DiffusionConfig(

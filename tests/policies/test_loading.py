@@ -12,8 +12,8 @@ from lerobot.configs.policies import PreTrainedConfig
 from lerobot.configs.types import FeatureType, PolicyFeature
 from lerobot.policies.factory import get_policy_class, make_pre_post_processors
 
-from dojo_bench.errors import DojoError
-from dojo_bench.keys import ACTION, OBS_IMAGE, OBS_STATE
+from dojo_bench.core.errors import DojoError
+from dojo_bench.core.keys import ACTION, OBS_IMAGE, OBS_STATE
 from policies.loading import check_action_dim, checkpoint_hash, load_policy, save_pretrained_model
 from policies.pixel_policy import PixelPolicy
 

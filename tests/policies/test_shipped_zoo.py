@@ -4,15 +4,15 @@ acts in the dojo, the zoo spreads over the benchmark's range, and the default mo
 import numpy as np
 import torch
 
+from dojo_bench.core.keys import OBS_IMAGE, OBS_STATE
+from dojo_bench.core.manifest import sha256_of_file
 from dojo_bench.dojo.tasks import get_task
-from dojo_bench.keys import OBS_IMAGE, OBS_STATE
-from dojo_bench.manifest import sha256_of_file
-from dojo_bench.rollout import RealWorlds, to_policy_observation
+from dojo_bench.engine.rollout import RealWorlds, to_policy_observation
 from dojo_bench.shipped import shipped_model, shipped_models
-from dojo_bench.value_model import load_value_model
+from dojo_bench.value.value_model import load_value_model
+from dojo_bench.verbs.inputs import load_env
 from policies.loading import load_policy
 from policies.zoo import ZOO_ROOT, shipped_zoo
-from world_model.evaluate import load_env
 
 
 def test_every_shipped_file_matches_its_manifest_hash():

@@ -8,8 +8,8 @@ import math
 import pytest
 
 from dojo_bench.cli import main
-from dojo_bench.errors import UsageError
-from dojo_bench.metrics import wilson_interval
+from dojo_bench.core.errors import UsageError
+from dojo_bench.core.metrics import wilson_interval
 from reports.compare import Gate, compare_summaries, newcombe_interval, to_markdown
 
 

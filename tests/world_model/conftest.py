@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from world_model.batch import ACTION, OBS_IMAGE, OBS_STATE
+from dojo_bench.core.keys import ACTION, OBS_IMAGE, OBS_STATE
 from world_model.dit import DiTConfig, make_dit_config
 from world_model.tokenizer import TokenizerConfig
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from dojo_bench.errors import UsageError
+from dojo_bench.core.errors import UsageError
 from world_model.compile import maybe_compile, normalise_compile, should_compile
 
 
@@ -23,7 +23,7 @@ def test_bad_setting_is_a_usage_error():
 
 
 def test_train_config_refuses_bad_compile(tmp_path):
-    from dojo_bench.train import TrainConfig
+    from dojo_bench.train.config import TrainConfig
 
     with pytest.raises(UsageError, match="compile"):
         TrainConfig(out=str(tmp_path), compile="maybe")

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from dojo_bench.errors import DojoError
-from dojo_bench.keys import ACTION, OBS_IMAGE, OBS_STATE
+from dojo_bench.core.errors import DojoError
+from dojo_bench.core.keys import ACTION, OBS_IMAGE, OBS_STATE
 from world_model.data import ClipDataConfig, ClipDataModule, ClipDataset, cache_path
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from dojo_bench.keys import OBS_IMAGE, OBS_STATE
+from dojo_bench.core.keys import OBS_IMAGE, OBS_STATE
 from world_model.checkpoint import CheckpointError, save_world_model
 from world_model.dit import DiT, make_dit_config
 from world_model.imagined_env import ImaginedEnv

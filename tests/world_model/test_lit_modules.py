@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from world_model.batch import ACTION, OBS_IMAGE, OBS_STATE
+from dojo_bench.core.keys import ACTION, OBS_IMAGE, OBS_STATE
 from world_model.checkpoint import load_world_model
 from world_model.flow import FlowConfig
 from world_model.lit_tokenizer import LitTokenizer, LitTokenizerConfig

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
+from dojo_bench.core.keys import ACTION, OBS_IMAGE, OBS_STATE
 from dojo_bench.dojo.tasks import get_task
-from dojo_bench.keys import ACTION, OBS_IMAGE, OBS_STATE
-from dojo_bench.rollout import RealWorlds
+from dojo_bench.engine.rollout import RealWorlds
 from world_model.checkpoint import save_world_model
 from world_model.lit_pixel_model import unroll_losses
 from world_model.pixel_env import PixelImaginedEnv
@@ -71,8 +71,8 @@ def test_checkpoint_round_trip_is_exact(tmp_path):
 
 
 def test_load_env_refuses_sampler_settings_for_the_pixel_model(tmp_path):
-    from dojo_bench.errors import DojoError
-    from world_model.evaluate import load_env
+    from dojo_bench.core.errors import DojoError
+    from dojo_bench.verbs.inputs import load_env
 
     save_world_model(tmp_path / "release", pixel=PixelWorldModel(PixelWorldModelConfig(**TINY)))
     assert isinstance(load_env(tmp_path / "release", "cpu", {}, 0), PixelImaginedEnv)

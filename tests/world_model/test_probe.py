@@ -3,7 +3,7 @@
 import numpy as np
 
 from dojo_bench.dojo.tasks import get_task
-from dojo_bench.rollout import RealWorlds
+from dojo_bench.engine.rollout import RealWorlds
 from world_model.probe import agent_position, pixel_counts, probe_errors, probe_table, tee_centroid
 
 

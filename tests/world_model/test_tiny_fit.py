@@ -10,7 +10,8 @@ import time
 import pytest
 import torch
 
-from world_model.batch import ACTION, OBS_IMAGE, OBS_STATE, frames_to_model
+from dojo_bench.core.keys import ACTION, OBS_IMAGE, OBS_STATE
+from world_model.batch import frames_to_model
 from world_model.dit import DiT, make_dit_config
 from world_model.flow import FlowConfig, RectifiedFlow, make_relative_actions
 from world_model.lit_world_model import estimate_latent_scale

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from dojo_bench.core.errors import DojoError, UsageError
+from dojo_bench.core.keys import ACTION, DOJO_META_FILE, GT_EXPERT_ACTION, GT_POLICY, OBS_STATE
 from dojo_bench.dojo.dagger import DAGGER_POLICY, LearnerWithExpert
 from dojo_bench.dojo.episodes import run_episode
 from dojo_bench.dojo.experts import PushExpert
@@ -15,10 +17,8 @@ from dojo_bench.dojo.generate import run_data
 from dojo_bench.dojo.recording import DataConfig
 from dojo_bench.dojo.tasks import get_task
 from dojo_bench.dojo.worlds import RobotLab
-from dojo_bench.errors import DojoError, UsageError
-from dojo_bench.keys import ACTION, DOJO_META_FILE, GT_EXPERT_ACTION, GT_POLICY, OBS_STATE
-from dojo_bench.train_stages import BCDataset
-from dojo_bench.value_model import read_frame_table
+from dojo_bench.train.policy import BCDataset
+from dojo_bench.value.value_model import read_frame_table
 
 
 class ConstantLearner:

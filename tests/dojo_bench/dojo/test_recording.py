@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from dojo_bench.core.errors import UsageError
+from dojo_bench.core.keys import ACTION, DOJO_META_FILE, GT_GROUP, GT_POLICY, GT_SEED, OBS_IMAGE, OBS_STATE
+from dojo_bench.core.run_dir import RUN_FILE
 from dojo_bench.dojo.generate import run_data
 from dojo_bench.dojo.inspect import inspect_dataset, load_dataset
 from dojo_bench.dojo.recording import DataConfig, plan_shards, read_done, write_shard
-from dojo_bench.errors import UsageError
-from dojo_bench.keys import ACTION, DOJO_META_FILE, GT_GROUP, GT_POLICY, GT_SEED, OBS_IMAGE, OBS_STATE
-from dojo_bench.run_dir import RUN_FILE
 
 
 def test_robot_datasets_load_back_with_delta_timestamps_and_decode(tiny_robot_run):
@@ -94,7 +94,7 @@ def test_interrupted_run_resumes_without_losing_or_duplicating(tmp_path):
     # Simulate an interruption: the run directory exists, two shards finished, one half-written.
     from dataclasses import asdict
 
-    from dojo_bench.run_dir import prepare_run_dir
+    from dojo_bench.core.run_dir import prepare_run_dir
 
     prepare_run_dir(out, "data", asdict(config), overwrite=False)
     shards = plan_shards(config)

@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 
+from dojo_bench.core.errors import UsageError
+from dojo_bench.core.keys import GT_COVERAGE, OBS_IMAGE, OBS_STATE
 from dojo_bench.dojo.experts import PushExpert, make_policy, outline_samples, pose_error
 from dojo_bench.dojo.tasks import GOAL_POSE, TASKS, get_task
 from dojo_bench.dojo.worlds import SHAPES, HumanWorld, RobotLab
-from dojo_bench.errors import UsageError
-from dojo_bench.keys import GT_COVERAGE, OBS_IMAGE, OBS_STATE
 
 
 def test_unknown_task_names_the_known_ones():

@@ -1,0 +1,148 @@
+"""The ``out=DIR`` contract shared by every verb.
+
+A run directory carries ``run.json``: the verb, its config, a hash of the parts of the config that change
+results, and a status. An unfinished run of the same config is resumed; a finished run, a different config or
+foreign files are refused unless ``overwrite=true``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dojo_bench.core.errors import UsageError
+from dojo_bench.core.files import atomic_write_text
+
+RUN_FILE = "run.json"
+# The command line that started this process, set by the CLI (recorded in run.json; None from Python).
+COMMAND: str | None = None
+# Keys that do not change what a run produces: resuming with other values is allowed.
+NEUTRAL_KEYS = frozenset({"out", "overwrite", "workers", "device"})
+
+
+def config_hash(config: dict[str, Any], neutral: frozenset[str] | set[str] = frozenset()) -> str:
+    relevant = {k: v for k, v in config.items() if k not in NEUTRAL_KEYS and k not in neutral}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Write JSON atomically (a reader never sees half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True, default=str))
+
+
+@dataclass
+class RunDir:
+    path: Path
+    verb: str
+    config: dict[str, Any]
+    resumed: bool
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        record = json.loads((self.path / RUN_FILE).read_text())
+        record.update(status="finished", finished_at=time.time(), summary=summary)
+        write_json(self.path / RUN_FILE, record)
+
+
+def prepare_run_dir(
+    out: str | Path,
+    verb: str,
+    config: dict[str, Any],
+    overwrite: bool,
+    neutral: frozenset[str] = frozenset(),
+    reopen_finished: bool = False,
+) -> RunDir:
+    """Create, resume or refuse ``out`` for a run of ``verb`` with ``config`` (see module docstring).
+
+    ``neutral``: more keys that do not change what the run's stages produce (resuming with other values is
+    allowed). ``reopen_finished``: a finished run of the same config is reopened (a verb whose finished stages are
+    reused and whose last stage is cheap to redo) instead of refused."""
+    path = Path(out).expanduser()
+    digest = config_hash(config, neutral)
+    try:
+        path.exists()
+    except OSError as error:  # e.g. a name too long for the file system
+        raise UsageError(f"out={path} cannot be used: {error.strerror or error}") from None
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"out={path} is a file, not a directory")
+    if path.exists() and any(path.iterdir()):
+        record_path = path / RUN_FILE
+        record = _read_record(record_path)
+        if overwrite:
+            shutil.rmtree(path)
+        elif record is None:
+            raise UsageError(
+                f"out={path} is not empty and holds no dojo-bench run: choose another out= "
+                "or pass overwrite=true"
+            )
+        elif record.get("verb") != verb or record.get("config_hash") != digest:
+            raise UsageError(
+                f"out={path} holds a {record.get('verb')} run with a different config: choose another out= "
+                "or pass overwrite=true"
+            )
+        elif record.get("status") == "finished" and not reopen_finished:
+            raise UsageError(f"out={path} holds a finished {verb} run: pass overwrite=true to redo it")
+        else:
+            record.update(config=config, status="running")
+            write_json(record_path, record)
+            return RunDir(path, verb, config, resumed=True)
+    record = {
+        "verb": verb,
+        "config": config,
+        "config_hash": digest,
+        "status": "running",
+        "started_at": time.time(),
+        "command": COMMAND,
+    }
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        write_json(path / RUN_FILE, record)
+    except (
+        OSError
+    ) as error:  # unwritable, too long, a file in the way, a full disk: one line, not a traceback
+        raise UsageError(f"out={path} cannot be written: {error.strerror or error}") from None
+    return RunDir(path, verb, config, resumed=False)
+
+
+def is_finished(path: str | Path) -> bool:
+    """Whether ``path`` holds a finished run (its run.json says so): a stage that can be reused as it is."""
+    record = _read_record(Path(path) / RUN_FILE)
+    return record is not None and record.get("status") == "finished"
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) and "verb" in record else None
+
+
+class Stages:
+    """A chain of run directories (``demo``, ``zoo``): each stage's finished run is reused, an unfinished or
+    missing one is (re)run; ``seconds`` keeps the time of the stages run now.
+
+        stages = Stages("zoo", log=print)
+        data = stages("data/expert", out / "data" / "expert", lambda path: run_data(...))
+    """
+
+    def __init__(self, verb: str, log=print) -> None:
+        self.verb, self.log = verb, log
+        self.seconds: dict[str, float] = {}
+
+    def __call__(self, name: str, path: Path, work) -> Path:
+        if is_finished(path):
+            self.log(f"{self.verb}: {name}: reusing the finished run in {path}")
+            return path
+        self.log(f"{self.verb}: {name} -> {path}")
+        started = time.perf_counter()
+        work(path)
+        self.seconds[name] = round(time.perf_counter() - started, 1)
+        return path

@@ -1,0 +1,99 @@
+"""What ``dojo-bench train`` trains: ``TrainConfig`` (built by the CLI from Hydra, validated here) and the
+stage names and out-dir names every stage shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from dojo_bench.core.devices import check_device
+from dojo_bench.core.errors import UsageError
+from world_model.compile import normalise_compile
+
+STAGES = ("tokenizer", "world_model", "pixel_world_model", "value_model", "policy")
+ACTION_STAGES = ("world_model", "pixel_world_model")  # stages whose clips need actions and states
+FRAME_STAGES = ("value_model", "policy")  # single-frame stages (train/value_model.py, train/policy.py)
+RELEASE_DIR = "release"
+CHECKPOINT_DIR = "checkpoints"
+
+
+@dataclass
+class TrainConfig:
+    """What ``dojo-bench train`` trains. Built by the CLI from Hydra (conf/train); validated here."""
+
+    stage: str = "world_model"
+    out: str = ""
+    data: str | list[str] | None = (
+        None  # dataset root(s), or a `dojo-bench data` out dir holding train/ validation/
+    )
+    validation: str | list[str] | None = None
+    tokenizer: str | None = None  # a tokenizer release directory (stage=world_model)
+    preset: str = "default"  # the size preset, recorded by the CLI
+    seed: int = 0
+    device: str = "auto"
+    devices: int | str = 1  # Lightning devices (several GPUs: e.g. 2 with strategy=ddp)
+    strategy: str = "auto"  # Lightning strategy
+    max_steps: int = 10000
+    batch_size: int = 32
+    clip_length: int = 13
+    learning_rate: float | None = None  # None: the LightningModule's default
+    num_workers: int = 0
+    val_every: int = 1000
+    val_batches: int = 4
+    checkpoint_every: int = 1000
+    cache_dir: str | None = None
+    tokenizer_model: dict[str, Any] = field(default_factory=dict)  # TokenizerConfig fields (stage=tokenizer)
+    dit: dict[str, Any] = field(default_factory=dict)  # DiTConfig fields
+    world_model: dict[str, Any] = field(default_factory=dict)  # relative_actions, num_context_frames, ...
+    flow: dict[str, Any] = field(default_factory=dict)  # FlowConfig fields
+    sampler: dict[str, Any] = field(default_factory=dict)  # SamplerConfig fields (validation rollouts)
+    tiny_data: dict[str, Any] = field(default_factory=dict)  # DataConfig fields for the self-recorded dataset
+    value_model: dict[str, Any] = field(default_factory=dict)  # ValueModelConfig fields (stage=value_model)
+    policy: dict[str, Any] = field(default_factory=dict)  # PixelConfig fields (stage=policy)
+    # LitPixelWorldModelConfig fields (stage=pixel_world_model)
+    pixel: dict[str, Any] = field(default_factory=dict)
+    init: str | None = None  # stage=pixel_world_model: start from this release's weights (architecture kept)
+    policy_episodes: str = (
+        "expert"  # stage=policy: clone this data policy's episodes (meta/dojo.json), or "all"
+    )
+    max_episodes: int | None = None  # stage=policy|value_model: train on the first N chosen episodes only
+    save_steps: list[int] | None = None  # stage=policy: also save pretrained_model folders at these steps
+    label_stride: int = 1  # stage=policy, DAgger datasets: train on frames at multiples of this (their chunk)
+    compile: str = "auto"  # torch.compile the trained network: auto (CUDA only) | true | false
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise UsageError(f"unknown stage={self.stage!r}; choose one of {', '.join(STAGES)}")
+        if not self.out:
+            raise UsageError("out=DIR is required: where to write checkpoints")
+        check_device(self.device)
+        for name in ("max_steps", "batch_size", "val_every", "checkpoint_every"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise UsageError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.val_batches < 0 or self.num_workers < 0:
+            raise UsageError("val_batches and num_workers must be >= 0")
+        if self.learning_rate is not None and self.learning_rate <= 0:
+            raise UsageError(f"learning_rate must be positive, got {self.learning_rate}")
+        if self.max_episodes is not None and (
+            not isinstance(self.max_episodes, int) or self.max_episodes < 1
+        ):
+            raise UsageError(f"max_episodes must be a positive integer or null, got {self.max_episodes!r}")
+        if not isinstance(self.label_stride, int) or self.label_stride < 1:
+            raise UsageError(f"label_stride must be a positive integer, got {self.label_stride!r}")
+        if self.save_steps is not None:
+            steps = [self.save_steps] if isinstance(self.save_steps, int) else list(self.save_steps)
+            if not all(isinstance(s, int) and 1 <= s <= self.max_steps for s in steps):
+                raise UsageError(
+                    f"save_steps must be integers in 1..max_steps={self.max_steps}, got {self.save_steps!r}"
+                )
+            self.save_steps = steps
+
+        self.compile = normalise_compile(self.compile)
+        if self.init is not None and self.stage != "pixel_world_model":
+            raise UsageError("init= (start from a release's weights) is for stage=pixel_world_model")
+        if self.stage == "tokenizer" and self.tokenizer is not None:
+            raise UsageError("tokenizer= is for stage=world_model; stage=tokenizer trains a new one")
+
+    @property
+    def tiny(self) -> bool:
+        return self.preset == "tiny"

@@ -1,0 +1,265 @@
+"""``stage=policy``: behaviour cloning of the pixel policy on the episodes of one data policy.
+
+``policies.pixel_policy.PixelPolicy`` clones the episodes of one data policy (``policy_episodes=expert``, a name from ``meta/dojo.json`` ``policies``; ``all`` takes every episode), at most
+``max_episodes`` of them (the first ones, so smaller zoo members see a subset of the larger ones' data). A LeRobot
+``pretrained_model`` folder is written at each of ``save_steps`` (and the last step) under
+``out/checkpoints/step-N/pretrained_model``, so one run gives a zoo slice across training steps; data size and
+seed are config keys, so several runs span those too. A plain loop (no Lightning): the policy is lerobot's
+``PreTrainedPolicy`` and its batches go through its own preprocessor (normalisation), as lerobot's trainer does.
+An interrupted policy run restarts from step 0 (same seed, same result); it keeps no optimiser state.
+Labels are ``action``, or ``gt.expert_action`` in datasets that have it (DAgger data, dojo_bench/dojo/dagger.py:
+there ``action`` is what the learner executed and the expert's label is the target); ``label_stride`` keeps only
+the frames of such datasets where a look-ahead chunk of labels starts.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from dojo_bench.core.errors import DojoError, UsageError
+from dojo_bench.core.keys import (
+    ACTION,
+    DOJO_META_FILE,
+    GT_EXPERT_ACTION,
+    GT_POLICY,
+    OBS_IMAGE,
+    OBS_STATE,
+)
+from dojo_bench.train.config import CHECKPOINT_DIR, RELEASE_DIR, TrainConfig
+from dojo_bench.train.fit import resolve_accelerator
+from dojo_bench.value.value_model import read_frame_table
+from policies.loading import save_pretrained_model
+from policies.pixel_policy import make_pixel_policy
+from world_model.data import check_features, episode_table, load_frame_cache, read_info
+
+POLICY_ALL = "all"
+
+
+def _policy_index(root: Path, name: str) -> int | None:
+    """Index of data policy ``name`` in ``meta/dojo.json`` ``policies`` (None for ``all``)."""
+    if name == POLICY_ALL:
+        return None
+    meta = root / DOJO_META_FILE
+    if not meta.is_file():
+        raise DojoError(
+            f"{root} has no {DOJO_META_FILE}: cannot tell {name} episodes apart (use policy_episodes=all)"
+        )
+    policies = json.loads(meta.read_text()).get("policies", [])
+    if name not in policies:
+        raise UsageError(
+            f"policy_episodes={name!r} is not a policy of {root} (its policies: {', '.join(policies)}, all)"
+        )
+    return policies.index(name)
+
+
+def check_policy_episodes(cfg: TrainConfig, roots: list[str]) -> None:
+    """Refuse an unknown ``policy_episodes`` before anything is written (UsageError naming the known ones)."""
+    for root in roots:
+        _policy_index(Path(root), cfg.policy_episodes)
+
+
+class BCDataset:
+    """Behaviour-cloning samples of chosen episodes: frame t, state t and actions t .. t+chunk-1 (padded).
+
+    Items: ``observation.image`` float (3, H, W) in [0, 1], ``observation.state`` (S,), ``action`` (chunk, A)
+    in env units, ``action_is_pad`` (chunk,) bool (steps past the episode's end repeat its last action).
+    """
+
+    def __init__(
+        self,
+        roots: list[str],
+        policy: str,
+        max_episodes: int | None,
+        chunk_size: int,
+        cache_dir=None,
+        label_stride: int = 1,
+    ):
+        self.chunk_size = chunk_size
+        self.frames, self.samples, self.states, self.actions, self.bounds = [], [], [], [], []
+        self.episodes: list[tuple[str, int]] = []
+        left = max_episodes
+        for root in (Path(r) for r in roots):
+            info = read_info(root)
+            check_features(
+                root, info, image_size=info["features"][OBS_IMAGE]["shape"][0], require_actions=True
+            )
+            wanted = _policy_index(root, policy)
+            dagger = GT_EXPERT_ACTION in info["features"]
+            label = GT_EXPERT_ACTION if dagger else ACTION
+            stride = label_stride if dagger else 1
+            table = read_frame_table(
+                root, [OBS_STATE, label, GT_POLICY] if wanted is not None else [OBS_STATE, label]
+            )
+            episodes = table["episode_index"].to_numpy()
+            if wanted is not None:
+                policy_of = np.stack(table[GT_POLICY].to_numpy()).reshape(len(table), -1)[:, 0]
+                chosen = sorted(set(episodes[policy_of == wanted].tolist()))
+            else:
+                chosen = sorted(set(episodes.tolist()))
+            if left is not None:
+                chosen = chosen[:left]
+                left -= len(chosen)
+            if not chosen:
+                continue
+            self.frames.append(
+                np.load(load_frame_cache(root, info, episode_table(root), cache_dir), mmap_mode="r")
+            )
+            states = np.stack(table[OBS_STATE].to_numpy()).astype(np.float32)
+            actions = np.stack(table[label].to_numpy()).astype(np.float32)
+            index = table["index"].to_numpy()
+            self.states.append(states)
+            self.actions.append(actions)
+            for episode in chosen:
+                rows = np.flatnonzero(episodes == episode)
+                first, end = int(rows.min()), int(rows.max()) + 1
+                self.episodes.append((str(root), int(episode)))
+                for row in range(first, end, stride):
+                    self.samples.append((len(self.frames) - 1, int(index[row]), row, end))
+            if left == 0:
+                break
+        if not self.samples:
+            raise DojoError(
+                f"no {policy} episodes in {', '.join(map(str, roots))}: record some, or use policy_episodes=all"
+            )
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        """lerobot-style min/max stats of the chosen frames' states and actions."""
+        rows = {}
+        for key, arrays in ((OBS_STATE, self.states), (ACTION, self.actions)):
+            used = np.concatenate([arrays[p][r : r + 1] for p, _, r, _ in self.samples])
+            rows[key] = {"min": torch.from_numpy(used.min(0)), "max": torch.from_numpy(used.max(0))}
+        return rows
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        part, frame, row, end = self.samples[i]
+        steps = np.arange(row, row + self.chunk_size)
+        pad = steps >= end
+        actions = self.actions[part][np.minimum(steps, end - 1)]  # (chunk, A)
+        image = torch.from_numpy(np.array(self.frames[part][frame])).permute(2, 0, 1).float() / 255.0
+        return {
+            OBS_IMAGE: image,
+            OBS_STATE: torch.from_numpy(self.states[part][row]),
+            ACTION: torch.from_numpy(actions),
+            "action_is_pad": torch.from_numpy(pad),
+        }
+
+
+def save_steps_of(cfg: TrainConfig) -> list[int]:
+    steps = sorted({int(s) for s in (cfg.save_steps or [])} | {cfg.max_steps})
+    if steps[0] < 1:
+        raise UsageError(f"save_steps must be positive, got {cfg.save_steps}")
+    if steps[-1] > cfg.max_steps:
+        raise UsageError(f"save_steps {cfg.save_steps} go past max_steps={cfg.max_steps}")
+    return steps
+
+
+def run_policy_stage(cfg: TrainConfig, run, train_roots, validation_roots, callbacks=None) -> dict[str, Any]:
+    out = run.path
+    accelerator, precision = resolve_accelerator(cfg.device)
+    device = "cuda" if accelerator == "gpu" else "cpu"
+    settings = dict(cfg.policy)
+    if "channels" in settings:
+        settings["channels"] = tuple(int(c) for c in settings["channels"])
+    if cfg.learning_rate:
+        settings["optimizer_lr"] = cfg.learning_rate
+    if settings.get("lr_schedule") == "cosine" and not settings.get("lr_decay_steps"):
+        settings["lr_decay_steps"] = cfg.max_steps  # decay over the whole run unless told otherwise
+    chunk_size = int(settings.get("chunk_size", 8))
+    dataset = BCDataset(
+        train_roots, cfg.policy_episodes, cfg.max_episodes, chunk_size, cfg.cache_dir, cfg.label_stride
+    )
+    torch.manual_seed(cfg.seed)
+    try:
+        policy, preprocessor, postprocessor = make_pixel_policy(dataset.stats(), device=device, **settings)
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"bad policy settings: {error}") from None
+    optimizer = torch.optim.AdamW(
+        policy.parameters(), lr=policy.config.optimizer_lr, weight_decay=policy.config.optimizer_weight_decay
+    )
+    preset = policy.config.get_scheduler_preset()
+    scheduler = preset.build(optimizer, cfg.max_steps) if preset is not None else None
+    # The weights that are saved: the raw ones, or their exponential moving average (ema_decay > 0).
+    averaged = (
+        torch.optim.swa_utils.AveragedModel(
+            policy, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(policy.config.ema_decay)
+        )
+        if policy.config.ema_decay > 0
+        else None
+    )
+    saved_policy = averaged.module if averaged is not None else policy
+    loader = DataLoader(
+        dataset,
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        drop_last=len(dataset) >= cfg.batch_size,
+        num_workers=cfg.num_workers,
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
+    save_at = save_steps_of(cfg)
+    saved: dict[int, str] = {}
+    losses: list[float] = []
+    step, started = 0, time.perf_counter()
+    policy.train()
+    while step < cfg.max_steps:
+        for batch in loader:
+            loss, _ = policy.forward(preprocessor(batch))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            if averaged is not None:
+                averaged.update_parameters(policy)
+            step += 1
+            losses.append(float(loss.detach()))
+            if step in save_at:
+                folder = out / CHECKPOINT_DIR / f"step-{step}" / "pretrained_model"
+                save_pretrained_model(saved_policy.eval(), preprocessor, postprocessor, folder)
+                policy.train()
+                saved[step] = str(folder)
+            if step >= cfg.max_steps:
+                break
+    seconds = time.perf_counter() - started
+    release = out / RELEASE_DIR
+    save_pretrained_model(saved_policy.eval(), preprocessor, postprocessor, release)
+    provenance = {
+        "stage": "policy",
+        "steps": step,
+        "data": train_roots,
+        "policy_episodes": cfg.policy_episodes,
+        "episodes": len(dataset.episodes),
+        "seed": cfg.seed,
+    }
+    (release / "training.json").write_text(json.dumps(provenance, indent=2) + "\n")
+    tail = losses[-max(1, len(losses) // 4) :]
+    return {
+        "stage": "policy",
+        "release": str(release),
+        "checkpoint": saved[step],
+        "checkpoints": {str(k): v for k, v in saved.items()},
+        "steps": step,
+        "resumed_from_step": 0,
+        "seconds": round(seconds, 2),
+        "samples_per_second": round(step * cfg.batch_size / seconds, 2) if seconds > 0 else None,
+        "accelerator": accelerator,
+        "precision": precision,
+        "episodes": len(dataset.episodes),
+        "train_frames": len(dataset),
+        "policy_config": {
+            k: v
+            for k, v in asdict(policy.config).items()
+            if k in ("chunk_size", "n_action_steps", "hidden_dim", "encoder", "lr_schedule", "ema_decay")
+        },
+        "metrics": {"first_loss": round(losses[0], 5), "final_loss": round(float(np.mean(tail)), 5)},
+    }

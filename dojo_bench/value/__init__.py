@@ -1,0 +1,1 @@
+"""The value model: frames -> task progress and success probability."""

@@ -1,0 +1,153 @@
+"""The inputs that ``evaluate`` and ``plan`` share: policy checkpoints with their labels, the imagined env of a
+world-model release (or the dojo itself as the reference world), the value model, and the run directory opened
+only once they load."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from dojo_bench.core.devices import resolve_device
+from dojo_bench.core.errors import DojoError, UsageError
+from dojo_bench.core.run_dir import prepare_run_dir
+from dojo_bench.dojo.tasks import TaskSpec, get_task
+from dojo_bench.value.value_model import load_value_model
+from policies.loading import check_action_dim, load_policy
+from world_model.checkpoint import CheckpointError
+from world_model.imagined_env import ImaginedEnv
+from world_model.pixel_env import PixelImaginedEnv, is_pixel_release
+from world_model.sampler import SamplerConfig
+
+INPUTS_DIR = "inputs"
+# What evaluate and plan take to build inputs for size=tiny without any (verbs/tiny.py): (their out/inputs folder)
+# -> (policy checkpoints, world model, value model).
+TinyInputs = Callable[[Path], tuple[list[str], str, str]]
+# What wm-eval takes for size=tiny without release=: (its out folder) -> (a release, the datasets it was trained on).
+TinyModel = Callable[[Path], tuple[Path, list[str]]]
+REFERENCE_WORLD = (
+    "dojo"  # world_model=dojo: the state-space reference (the simulator itself, value-model scored)
+)
+
+
+@dataclass
+class ReferenceSampler:
+    method: str = "dojo_simulator"
+    num_steps: int = 0
+
+
+class ReferenceEnv:
+    """What ``world_model=dojo`` loads: the face of an imagined env for the checks; the episodes run in
+    ``rollout.ReferenceWorld``."""
+
+    action_dim = state_dim = 2
+    chunk_size = 1
+    image_size = 96
+
+    def __init__(self) -> None:
+        self.sampler = type("Sampler", (), {"cfg": ReferenceSampler()})()
+
+
+def policy_labels(paths: list[str]) -> list[str]:
+    """Unique labels from checkpoint folders: the folder name (its parent's for ``.../pretrained_model``), with
+    more parent folders joined by '/' until no two labels are the same."""
+    parts = []
+    for path in paths:
+        p = Path(path).expanduser().resolve()
+        names = [n for n in p.parts if n != p.anchor]
+        if names and names[-1] == "pretrained_model" and len(names) > 1:
+            names = names[:-1]
+        parts.append(names)
+    depth = 1
+    while True:
+        labels = ["/".join(n[-depth:]) for n in parts]
+        if len(set(labels)) == len(labels) or depth > max(len(n) for n in parts):
+            break
+        depth += 1
+    if len(set(labels)) != len(labels):
+        raise UsageError(f"policies= lists the same checkpoint twice: {paths}")
+    return labels
+
+
+def load_env(release: str | Path, device: str, sampler: dict[str, Any], seed: int):
+    """``ImaginedEnv`` of the release; checkpoint problems become one DojoError line."""
+    try:
+        if not Path(release).is_dir():
+            raise CheckpointError(f"release={release} does not exist or is not a directory")
+        if is_pixel_release(release):
+            if sampler:
+                raise CheckpointError(
+                    f"{release} is the pixel world model: it predicts in one pass, sampler settings do not apply"
+                )
+            return PixelImaginedEnv.from_checkpoint(release, device=device, seed=seed)
+        env = ImaginedEnv.from_checkpoint(release, device=device, seed=seed)
+        if sampler:
+            env.sampler = type(env.sampler)(SamplerConfig(**{**asdict(env.model.cfg.sampler), **sampler}))
+    except (CheckpointError, TypeError, ValueError) as error:
+        raise DojoError(str(error)) from None
+    return env
+
+
+def load_inputs(cfg, policies: list[str], world_model: str, value_model: str, device: str):
+    """(loaded policies by label, imagined env, value model); every problem is one DojoError line."""
+    env = (
+        ReferenceEnv()
+        if world_model == REFERENCE_WORLD
+        else load_env(world_model, device, cfg.sampler, cfg.seed)
+    )
+    value = load_value_model(value_model, device)
+    labels = policy_labels(policies)
+    loaded = {}
+    for label, path in zip(labels, policies, strict=True):
+        policy = load_policy(path, device)
+        policy.name = label
+        try:
+            check_action_dim(policy, env.action_dim)
+        except DojoError:
+            raise DojoError(
+                f"policy {label} ({path}) outputs {policy.action_dim}-d actions but the world model "
+                f"{world_model} takes {env.action_dim}-d actions"
+            ) from None
+        loaded[label] = policy
+    return loaded, env, value
+
+
+def run_settings(cfg) -> tuple[TaskSpec, str, int, list[int]]:
+    """(task, resolved device, steps per episode, seeds) of an evaluate or plan config."""
+    task = get_task(cfg.task)
+    return (
+        task,
+        resolve_device(cfg.device),
+        cfg.max_steps or task.horizon,
+        list(range(cfg.seed, cfg.seed + cfg.seeds)),
+    )
+
+
+def open_run(
+    cfg,
+    verb: str,
+    overwrite: bool,
+    tiny_inputs: TinyInputs | None,
+    device: str,
+    check: Callable[[dict, Any], Any],
+):
+    """Load a run's policies, world model and value model and open its out dir, checking the inputs first.
+
+    Given inputs are loaded, and ``check(loaded policies, env)`` run, before ``out`` is written, so bad input leaves
+    no half-made run; size=tiny without inputs builds tiny ones under ``out/inputs`` first, with ``tiny_inputs``
+    (verbs/tiny.py). Returns (run dir, (policy paths, world model, value model), (loaded policies, imagined env,
+    value model), check's result)."""
+    paths = (cfg.policies, cfg.world_model, cfg.value_model)
+    given = all(paths)
+    if given:
+        models = load_inputs(cfg, *paths, device)
+        checked = check(models[0], models[1])
+    elif cfg.preset != "tiny" or tiny_inputs is None:
+        raise UsageError("policies=, world_model= and value_model= are required")
+    run = prepare_run_dir(cfg.out, verb, asdict(cfg), overwrite)
+    if not given:
+        paths = tiny_inputs(run.path / INPUTS_DIR)
+        models = load_inputs(cfg, *paths, device)
+        checked = check(models[0], models[1])
+    return run, paths, models, checked

@@ -1,0 +1,319 @@
+"""``dojo-bench wm-eval``: how well a world-model release predicts recorded video, per horizon: PSNR and SSIM, and
+the probe's agent and T-centroid errors in pixels (world_model/probe.py), each beside copy-last-frame.
+
+For each dataset root, ``episodes`` episodes (chosen with ``seed`` among those long enough) are started in
+``ImaginedEnv`` from their first recorded frame and state; the recorded actions are fed chunk by chunk
+(``action_chunk_size`` at a time, the model's own predicted state carries over as in any imagined rollout), and
+the predicted frames are compared with the recorded ones by ``video_metrics.horizon_table``, beside the
+copy-last-frame baseline. ``action[t]`` is applied after frame t (batch.py), so predicted frame k (1-based) is
+compared with recorded frame ``start + k``.
+
+All selected episodes of a dataset are rolled for the same number of frames: the longest requested horizon rounded
+up to whole chunks, or less when the shortest selected episode ends sooner (the table then stops there).
+
+Layout of ``out=DIR``: ``run.json``; ``metrics.json`` (per dataset: root, episodes, frames, the horizon table);
+``metrics.csv`` (one row per dataset and horizon); with ``size=tiny`` and no ``release=``, ``model/`` (a tiny
+``dojo-bench train`` run whose release is evaluated on its own validation split).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from dojo_bench.core.arrays import to_numpy
+from dojo_bench.core.devices import check_device, resolve_device
+from dojo_bench.core.errors import DojoError, UsageError
+from dojo_bench.core.keys import ACTION, GT_PROGRESS, OBS_IMAGE, OBS_STATE
+from dojo_bench.core.progress import make_progress
+from dojo_bench.core.run_dir import prepare_run_dir, write_json
+from dojo_bench.dojo.inspect import find_datasets, is_lerobot_dataset
+from dojo_bench.value.value_model import load_value_model, read_frame_table, scalar_column
+from dojo_bench.verbs.inputs import TinyModel, load_env
+from world_model.data import ClipDataConfig, ClipDataset, read_info
+from world_model.probe import probe_table
+from world_model.video_metrics import DEFAULT_HORIZONS, horizon_table, select_horizons
+
+METRICS_FILE = "metrics.json"
+CSV_FILE = "metrics.csv"
+PROBE_COLUMNS = ("agent_px", "copy_agent_px", "tee_px", "copy_tee_px")
+CSV_COLUMNS = ("dataset", "horizon", "episodes", "psnr", "ssim", "copy_psnr", "copy_ssim", *PROBE_COLUMNS)
+
+
+@dataclass
+class WmEvalConfig:
+    """What ``dojo-bench wm-eval`` evaluates. Built by the CLI from Hydra (conf/wm-eval); validated here."""
+
+    out: str = ""
+    release: str | None = None  # a world-model release dir (``dojo-bench train`` OUT/release)
+    data: str | list[str] | None = None  # dataset roots or `dojo-bench data` out dirs
+    horizons: list[int] = field(default_factory=lambda: list(DEFAULT_HORIZONS))
+    episodes: int = 8  # per dataset
+    batch_size: int = 8  # episodes imagined together
+    seed: int = 0
+    device: str = "auto"
+    preset: str = "default"
+    sampler: dict[str, Any] = field(default_factory=dict)  # SamplerConfig overrides; {} = the release's own
+    cache_dir: str | None = None
+    value_model: str | None = (
+        None  # a value-model release: also score imagined vs real frames (needs gt.progress)
+    )
+
+    def __post_init__(self) -> None:
+        if not self.out:
+            raise UsageError("out=DIR is required: where to write metrics.json")
+        check_device(self.device)
+        if isinstance(self.horizons, int):
+            self.horizons = [self.horizons]
+        self.horizons = [int(h) for h in self.horizons]
+        if not self.horizons or min(self.horizons) < 1:
+            raise UsageError(f"horizons must be positive integers, got {self.horizons}")
+        for name in ("episodes", "batch_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise UsageError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.release is None and self.preset != "tiny":
+            raise UsageError("release=DIR is required (size=tiny trains a tiny model when it is not given)")
+        if self.data is None and not (self.preset == "tiny" and self.release is None):
+            raise UsageError("data=DIR is required (a LeRobot dataset or a `dojo-bench data` out dir)")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Inputs
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def find_eval_datasets(entries: str | list[str]) -> list[Path]:
+    """Dataset roots: a root itself, or the sub-datasets of a `dojo-bench data` out dir without its ``train``
+    split (the model saw it) when it has others (validation, counterfactual)."""
+    roots: list[Path] = []
+    for entry in [entries] if isinstance(entries, str | Path) else entries:
+        path = Path(entry).expanduser()
+        if is_lerobot_dataset(path):
+            roots.append(path)
+            continue
+        found = find_datasets(path)  # one DojoError line when there is none
+        held_out = [p for p in found if p.name != "train" and not p.name.endswith("_actions")]
+        roots.extend(held_out or found)
+    return roots
+
+
+def check_dataset(root: Path, env, release: str | Path) -> None:
+    """One clear line when the dataset cannot be rolled by the release: missing keys, another image size or
+    action/state dimension."""
+    features = read_info(root).get("features", {})
+    missing = [key for key in (OBS_IMAGE, ACTION, OBS_STATE) if key not in features]
+    if missing:
+        raise DojoError(
+            f"{root} has no {', '.join(missing)}: wm-eval feeds recorded actions and states to the world model"
+        )
+    shape = tuple(features[OBS_IMAGE].get("shape", ()))
+    size = env.image_size
+    if shape != (size, size, 3):
+        raise DojoError(
+            f"release {release} takes {size}x{size}x3 frames but {root} has {'x'.join(map(str, shape))}"
+        )
+    for key, dim in ((ACTION, env.action_dim), (OBS_STATE, env.state_dim)):
+        got = tuple(features[key].get("shape", ()))
+        if got != (dim,):
+            raise DojoError(f"release {release} takes {key} of dimension {dim} but {root} has shape {got}")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Rollouts
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def value_model_agreement(
+    score, predicted: np.ndarray, real: np.ndarray, truth: np.ndarray
+) -> dict[str, float]:
+    """How the value model reads imagined frames against the real frames of the same steps.
+
+    ``score``: frames (N, H, W, 3) uint8 -> progress (N,); ``predicted``/``real``: (B, K, H, W, 3) uint8;
+    ``truth``: the real frames' ground-truth progress (B, K). Mean absolute errors over every predicted step."""
+    b, k = truth.shape
+
+    def progress(frames: np.ndarray) -> np.ndarray:
+        out = score(frames.reshape(b * k, *frames.shape[2:]))
+        out = out[0] if isinstance(out, tuple) else out
+        out = to_numpy(out)
+        return out.astype(np.float64).reshape(b, k)
+
+    on_imagined, on_real = progress(predicted), progress(real)
+    return {
+        "imagined_vs_truth_mae": float(np.abs(on_imagined - truth).mean()),
+        "real_vs_truth_mae": float(np.abs(on_real - truth).mean()),
+        "imagined_vs_real_mae": float(np.abs(on_imagined - on_real).mean()),
+        "truth_mean": float(truth.mean()),
+        "frames": int(b * k),
+    }
+
+
+def evaluate_dataset(env, root: Path, cfg: WmEvalConfig, progress=None, value=None) -> dict[str, Any]:
+    """Roll ``cfg.episodes`` episodes of ``root`` in ``env``; returns {root, episodes, frames, horizons: table},
+    plus ``value_model`` (``value_model_agreement``) when a value model is given."""
+    c = env.chunk_size
+    data_cfg = ClipDataConfig(
+        train_roots=[str(root)],
+        clip_length=1 + c,
+        temporal_compression=c,
+        image_size=env.image_size,
+        cache_dir=cfg.cache_dir,
+    )
+    dataset = ClipDataset(root, data_cfg)  # decodes (or finds) the frame cache
+    bounds = [(a, b) for a, b in dataset.episode_bounds if b - a >= 1 + c]
+    if not bounds:
+        raise DojoError(f"{root} has no episode of {1 + c} frames (one action chunk): nothing to predict")
+    rng = np.random.default_rng(cfg.seed)
+    picks = sorted(rng.choice(len(bounds), size=min(cfg.episodes, len(bounds)), replace=False))
+    bounds = [bounds[i] for i in picks]
+    wanted = math.ceil(max(cfg.horizons) / c) * c
+    shortest = min((b - a - 1) // c * c for a, b in bounds)
+    length = min(wanted, shortest)  # predicted frames per episode, whole chunks
+
+    predicted, real, context = [], [], []
+    task = progress.add_task(f"{root.name}", total=len(bounds)) if progress else None
+    for i in range(0, len(bounds), cfg.batch_size):
+        starts = np.array([a for a, _ in bounds[i : i + cfg.batch_size]])
+        steps = np.arange(length)
+        frames = np.asarray(dataset.frames[starts[:, None] + np.arange(length + 1)])  # (B, 1 + K, H, W, 3)
+        actions = dataset.actions[starts[:, None] + steps]  # (B, K, A): action[t] makes frame t + 1
+        env.reset({OBS_IMAGE: frames[:, 0], OBS_STATE: dataset.states[starts]}, seed=cfg.seed + i)
+        chunks = [env.step(actions[:, s : s + c])[1]["frames"] for s in range(0, length, c)]
+        predicted.append(np.concatenate(chunks, axis=1))  # (B, K, H, W, 3) uint8
+        real.append(frames[:, 1:])
+        context.append(frames[:, 0])
+        if progress:
+            progress.advance(task, len(starts))
+
+    def layout(arrays: list[np.ndarray]) -> torch.Tensor:  # (..., H, W, 3) -> (..., 3, H, W)
+        return torch.from_numpy(np.concatenate(arrays)).movedim(-1, -3)
+
+    table = horizon_table(layout(predicted), layout(real), layout(context), cfg.horizons)
+    probes = probe_table(
+        np.concatenate(predicted), np.concatenate(real), np.concatenate(context), list(table)
+    )
+    for h, row in table.items():
+        row.update(probes.get(h, {}))  # agent and T errors in pixels, beside copy-last's
+    result = {"root": str(root), "episodes": len(bounds), "frames": length, "horizons": table}
+    if value is not None:
+        table = read_frame_table(root, [GT_PROGRESS])
+        by_index = dict(
+            zip(table["index"].to_numpy().tolist(), scalar_column(table, GT_PROGRESS), strict=True)
+        )
+        starts = np.array([a for a, _ in bounds])
+        truth = np.vectorize(by_index.get)(starts[:, None] + 1 + np.arange(length)).astype(np.float64)
+        result["value_model"] = value_model_agreement(
+            value.score, np.concatenate(predicted), np.concatenate(real), np.clip(truth, 0.0, 1.0)
+        )
+    return result
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The run
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def run_wm_eval(
+    cfg: WmEvalConfig, overwrite: bool = False, tiny_model: TinyModel | None = None
+) -> dict[str, Any]:
+    """Evaluate ``cfg.release`` on ``cfg.data`` into ``cfg.out``; returns the summary also stored in run.json.
+
+    ``tiny_model`` (verbs/tiny.py) trains the model for size=tiny without release=.
+    """
+    device = resolve_device(cfg.device)
+    # Check what the user handed in before anything is written to out (a bad input leaves no half-made run).
+    env = roots = value = None
+    if cfg.value_model is not None:
+        value = load_value_model(cfg.value_model, device)
+    if cfg.release is not None:
+        env = load_env(cfg.release, device, cfg.sampler, cfg.seed)
+        if cfg.data is not None:
+            roots = find_eval_datasets(cfg.data)
+            for root in roots:
+                check_dataset(root, env, cfg.release)
+    run = prepare_run_dir(cfg.out, "wm-eval", asdict(cfg), overwrite)
+    out = run.path
+    release = cfg.release
+    if release is None:
+        if tiny_model is None:
+            raise UsageError("release=DIR is required")
+        release, tiny_data = tiny_model(out)
+        env = load_env(release, device, cfg.sampler, cfg.seed)
+        roots = find_eval_datasets(cfg.data if cfg.data is not None else tiny_data)
+        for root in roots:
+            check_dataset(root, env, release)
+    elif roots is None:
+        roots = find_eval_datasets(cfg.data)
+
+    started = time.perf_counter()
+    results: dict[str, Any] = {}
+    with make_progress() as progress:
+        for root in roots:
+            name = f"{root.parent.name}/{root.name}"
+            results[name] = evaluate_dataset(env, root, cfg, progress, value)
+    seconds = time.perf_counter() - started
+
+    summary = {
+        "release": str(release),
+        "device": device,
+        "sampler": asdict(env.sampler.cfg),
+        "seed": cfg.seed,
+        "requested_horizons": cfg.horizons,
+        "seconds": round(seconds, 2),
+        "datasets": results,
+    }
+    write_json(out / METRICS_FILE, summary)
+    with open(out / CSV_FILE, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(CSV_COLUMNS)
+        for name, result in results.items():
+            for h, m in result["horizons"].items():
+                writer.writerow(
+                    [name, h, result["episodes"]]
+                    + [round(m[k], 4) for k in ("psnr", "ssim", "copy_psnr", "copy_ssim")]
+                    + [None if m.get(k) is None else round(m[k], 3) for k in PROBE_COLUMNS]
+                )
+    run.finish({k: v for k, v in summary.items() if k != "datasets"} | {"metrics": str(out / METRICS_FILE)})
+    return summary
+
+
+def print_table(summary: dict[str, Any]) -> None:
+    table = Table(title=f"world model vs copy-last-frame ({summary['release']})")
+    columns = ("dataset", "episodes", "horizon", "PSNR", "copy PSNR", "SSIM", "copy SSIM",
+               "agent px", "copy agent px", "T px", "copy T px")  # fmt: skip
+    for column in columns:
+        table.add_column(column, justify="left" if column == "dataset" else "right", overflow="fold")
+    for name, result in summary["datasets"].items():
+        for h, m in result["horizons"].items():
+            table.add_row(
+                name,
+                str(result["episodes"]),
+                str(h),
+                f"{m['psnr']:.2f}",
+                f"{m['copy_psnr']:.2f}",
+                f"{m['ssim']:.3f}",
+                f"{m['copy_ssim']:.3f}",
+                *("-" if m.get(k) is None else f"{m[k]:.2f}" for k in PROBE_COLUMNS),
+            )
+    console = Console()
+    console.print(table)
+    for name, result in summary["datasets"].items():
+        if "value_model" in result:
+            v = result["value_model"]
+            console.print(
+                f"{name}: value-model progress MAE vs ground truth on imagined frames {v['imagined_vs_truth_mae']:.3f}, "
+                f"on the real frames of the same steps {v['real_vs_truth_mae']:.3f}; imagined vs real "
+                f"{v['imagined_vs_real_mae']:.3f} ({v['frames']} frames)"
+            )
+
+
+__all__ = ["WmEvalConfig", "run_wm_eval", "print_table", "select_horizons"]
