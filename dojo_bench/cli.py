@@ -344,7 +344,9 @@ def _zoo_list() -> str:
         figures = ", ".join(f"{k} {v}" for k, v in measured.items() if not isinstance(v, dict | list))
         print(f"default {entry['name']}: {made.get('stage')}, {made.get('steps')} steps, "
               f"{made.get('wall_time_s')} s to train{'; ' + figures if figures else ''}")  # fmt: skip
-    return f"{len(zoo.names)} shipped checkpoints in {zoo.root}; default models in {default_models.SHIPPED_ROOT}"
+    return (
+        f"{len(zoo.names)} shipped checkpoints in {zoo.root}; default models in {default_models.SHIPPED_ROOT}"
+    )
 
 
 def _zoo_ship(cfg: dict[str, Any]) -> str:

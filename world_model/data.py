@@ -335,7 +335,7 @@ class ClipDataModule(L.LightningDataModule):
     """Train and validation clips over one or more LeRobot dataset roots each.
 
     Building it decodes (or finds) the frame caches, so its ``stats`` (normalisation for
-    ``LitWorldModelConfig``) and ``action_dim``/``state_dim`` are known before the model is built.
+    ``WorldModelConfig``) and ``action_dim``/``state_dim`` are known before the model is built.
     """
 
     def __init__(self, cfg: ClipDataConfig) -> None:

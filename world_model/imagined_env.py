@@ -31,9 +31,8 @@ import torch
 from torch import Tensor
 
 from dojo_bench.core.keys import OBS_IMAGE, OBS_STATE
-from world_model.checkpoint import CheckpointError, load_world_model
 from world_model.dit import DiT
-from world_model.lit_world_model import LitWorldModel, LitWorldModelConfig
+from world_model.model import WorldModel, WorldModelConfig
 from world_model.sampler import FlowSampler, SamplerConfig
 from world_model.tokenizer import VideoTokenizer
 
@@ -58,15 +57,13 @@ class ImaginedEnv:
         self,
         tokenizer: VideoTokenizer,
         dit: DiT,
-        config: LitWorldModelConfig,
+        config: WorldModelConfig,
         *,
         device: torch.device | str = "cpu",
         sampler: SamplerConfig | None = None,
         seed: int = 0,
     ) -> None:
-        self.model = LitWorldModel(config, tokenizer)
-        self.model.dit = dit  # the trained DiT replaces the freshly initialised one
-        self.model.to(device).eval()
+        self.model = WorldModel(config, tokenizer, dit).to(device).eval()
         self.device = torch.device(device)
         self.sampler = FlowSampler(sampler or config.sampler)
         self.seed = seed
@@ -96,24 +93,13 @@ class ImaginedEnv:
 
         ``expected_*`` describe the env the imagination stands in for; a checkpoint built for another action
         dimension or image size raises ``CheckpointError`` with one line."""
-        loaded = load_world_model(
+        model = WorldModel.from_checkpoint(
             directory,
-            device="cpu",
             expected_action_dim=expected_action_dim,
             expected_state_dim=expected_state_dim,
             expected_image_size=expected_image_size,
-            require=("tokenizer", "dit"),
         )
-        settings = loaded.extra.get("world_model")
-        if not isinstance(settings, dict):
-            raise CheckpointError(
-                f"{directory}: no world_model settings in config.json extra (a tokenizer-only checkpoint?)"
-            )
-        try:
-            config = LitWorldModelConfig(dit=loaded.dit.cfg, **settings)
-        except (TypeError, ValueError) as error:
-            raise CheckpointError(f"{directory}: invalid world_model settings: {error}") from None
-        return cls(loaded.tokenizer, loaded.dit, config, device=device, sampler=sampler, seed=seed)
+        return cls(model.tokenizer, model.dit, model.cfg, device=device, sampler=sampler, seed=seed)
 
     # ------------------------------------------------------------------------------------------------------------------
     # Gym-like interface
@@ -185,7 +171,7 @@ class ImaginedEnv:
         chunk = (chunk - model.cfg.action_offset) / model.cfg.action_scale
         # Context frames' chunks are zero-embedded by the DiT; only their length matters.
         actions = torch.cat([chunk.new_zeros(chunk.shape[0], (n - 1) * c, chunk.shape[2]), chunk], dim=1)
-        with model._autocast():
+        with model.autocast():
             out = self.sampler.sample(model.dit, context, actions, 1, generator=self.generator)
         # Group j of the decoder only sees latent frame j: decoding (last context, new) gives the new c frames.
         images = model.decode(torch.cat([context[:, -1:], out.latents.float()], dim=1))[:, -c:]

@@ -14,7 +14,6 @@ Precision: bf16 autocast on CUDA only; CPU runs the same code in float32. Run th
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,94 +22,14 @@ import torch
 from torch import Tensor
 
 from dojo_bench.core.keys import ACTION, OBS_IMAGE, OBS_STATE
-from world_model.batch import check_batch, frames_to_images, frames_to_model
+from world_model.batch import frames_to_images, frames_to_model
 from world_model.checkpoint import save_world_model
-from world_model.dit import DiT, DiTConfig, chunk_states
-from world_model.flow import FlowConfig, RectifiedFlow, make_relative_actions
-from world_model.sampler import FlowSampler, SamplerConfig
+from world_model.dit import DiT
+from world_model.flow import RectifiedFlow
+from world_model.model import WorldModel, WorldModelConfig
+from world_model.sampler import FlowSampler
 from world_model.tokenizer import VideoTokenizer
 from world_model.video_metrics import psnr_per_sample
-
-
-@dataclass
-class LitWorldModelConfig:
-    """Everything the world-model training step needs besides the tokenizer.
-
-    ``num_context_frames`` counts frames (not latent frames). Offsets and scales normalise actions (after the
-    relative transform) and states to roughly unit range; ``latent_scale`` multiplies tokenizer latents so they
-    have about unit variance (see ``estimate_latent_scale``).
-    """
-
-    dit: DiTConfig = field(default_factory=DiTConfig)
-    flow: FlowConfig = field(default_factory=FlowConfig)
-    sampler: SamplerConfig = field(default_factory=SamplerConfig)
-    num_context_frames: int = 1
-    relative_actions: bool = True
-    action_offset: float = 0.0
-    action_scale: float = 1.0
-    state_offset: float = 0.0
-    state_scale: float = 1.0
-    latent_scale: float = 1.0
-    learning_rate: float = 1e-4
-    weight_decay: float = 0.01
-    betas: tuple[float, float] = (0.9, 0.99)
-    warmup_steps: int = 0
-    # Validation batches (from the first) on which to sample, decode and log PSNR beside copy-last-frame.
-    val_sample_batches: int = 1
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for name, cls in (("dit", DiTConfig), ("flow", FlowConfig), ("sampler", SamplerConfig)):
-            if isinstance(getattr(self, name), dict):
-                setattr(self, name, cls(**getattr(self, name)))
-        self.betas = tuple(self.betas)
-        if self.num_context_frames < 1:
-            raise ValueError(
-                f"num_context_frames must be >= 1 (the world model needs an observed frame), "
-                f"got {self.num_context_frames}"
-            )
-        if self.action_scale <= 0 or self.state_scale <= 0 or self.latent_scale <= 0:
-            raise ValueError(
-                f"action_scale, state_scale and latent_scale must be positive, got "
-                f"{self.action_scale}, {self.state_scale}, {self.latent_scale}"
-            )
-        if (
-            self.learning_rate <= 0
-            or self.weight_decay < 0
-            or self.warmup_steps < 0
-            or self.val_sample_batches < 0
-        ):
-            raise ValueError(
-                "learning_rate must be positive; weight_decay, warmup_steps, val_sample_batches >= 0"
-            )
-        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
-            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas}")
-        if self.relative_actions and self.dit.action_dim != self.dit.state_dim:
-            raise ValueError(
-                f"relative_actions needs action_dim == state_dim (got {self.dit.action_dim} and "
-                f"{self.dit.state_dim}); set relative_actions=False"
-            )
-
-
-def check_compatible(cfg: LitWorldModelConfig, tokenizer: VideoTokenizer) -> None:
-    """Raise a ValueError naming the field to change when the DiT and the tokenizer disagree."""
-    tok, dit = tokenizer.cfg, cfg.dit
-    if (dit.latent_channels, dit.latent_size) != (tok.latent_channels, tok.latent_size):
-        raise ValueError(
-            f"DiT expects latents ({dit.latent_channels}, {dit.latent_size}, {dit.latent_size}) but the tokenizer "
-            f"makes ({tok.latent_channels}, {tok.latent_size}, {tok.latent_size}); set dit.latent_channels="
-            f"{tok.latent_channels}, dit.latent_size={tok.latent_size}"
-        )
-    if dit.action_chunk_size != tok.temporal_compression:
-        raise ValueError(
-            f"dit.action_chunk_size={dit.action_chunk_size} must equal the tokenizer's temporal_compression="
-            f"{tok.temporal_compression} (one action chunk per latent frame)"
-        )
-    if (cfg.num_context_frames - 1) % tok.temporal_compression:
-        raise ValueError(
-            f"num_context_frames={cfg.num_context_frames} must be 1 + k*{tok.temporal_compression} to end on a "
-            "latent frame boundary"
-        )
 
 
 @torch.no_grad()
@@ -122,102 +41,51 @@ def estimate_latent_scale(tokenizer: VideoTokenizer, images: Tensor) -> float:
 
 
 class LitWorldModel(L.LightningModule):
-    """Trains a ``DiT`` on the latents of a frozen ``VideoTokenizer``."""
+    """Trains the ``DiT`` of a ``WorldModel`` (model.py) on the latents of its frozen ``VideoTokenizer``."""
 
-    def __init__(self, cfg: LitWorldModelConfig, tokenizer: VideoTokenizer) -> None:
+    def __init__(self, cfg: WorldModelConfig, tokenizer: VideoTokenizer, dit: DiT | None = None) -> None:
         super().__init__()
-        check_compatible(cfg, tokenizer)
         self.cfg = cfg
-        self.tokenizer = tokenizer.requires_grad_(False).eval()
-        self.dit = DiT(cfg.dit)
+        self.model = WorldModel(cfg, tokenizer, dit)
         self.flow = RectifiedFlow(cfg.flow)
         self.sampler = FlowSampler(cfg.sampler)
         self.save_hyperparameters(
             {"config": dataclasses.asdict(cfg), "tokenizer": dataclasses.asdict(tokenizer.cfg)}
         )
 
-    # ------------------------------------------------------------------------------------------------------------------
-    # Batch preparation
-    # ------------------------------------------------------------------------------------------------------------------
+    @property
+    def tokenizer(self) -> VideoTokenizer:
+        return self.model.tokenizer
 
     @property
-    def num_context_latent_frames(self) -> int:
-        return 1 + (self.cfg.num_context_frames - 1) // self.tokenizer.cfg.temporal_compression
+    def dit(self) -> DiT:
+        return self.model.dit
 
-    def _autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda")
-
-    def train(self, mode: bool = True) -> LitWorldModel:
-        super().train(mode)
-        self.tokenizer.eval()  # frozen: never in training mode
-        return self
-
-    @torch.no_grad()
-    def encode(self, images: Tensor) -> Tensor:
-        """Images (B, T, 3, H, W) uint8 or [0, 1] -> scaled latents (B, T', C, h, w) (posterior mean, float32)."""
-        with self._autocast():
-            latents = self.tokenizer.encode(frames_to_model(images)).mean
-        return latents.float() * self.cfg.latent_scale
-
-    @torch.no_grad()
-    def decode(self, latents: Tensor) -> Tensor:
-        """Scaled latents (B, T', C, h, w) -> images (B, T, 3, H, W) in [0, 1]."""
-        with self._autocast():
-            frames = self.tokenizer.decode(latents / self.cfg.latent_scale)
-        return frames_to_images(frames)
-
-    def normalize_actions(self, actions: Tensor, states: Tensor) -> Tensor:
-        """Raw actions (B, T, A) and states (B, T, S) -> the DiT's action input (B, T, A)."""
-        actions = actions.float()
-        if self.cfg.relative_actions:
-            actions = make_relative_actions(actions, states.float(), self.cfg.dit.action_chunk_size)
-        return (actions - self.cfg.action_offset) / self.cfg.action_scale
-
-    def normalize_states(self, states: Tensor) -> Tensor:
-        return (states.float() - self.cfg.state_offset) / self.cfg.state_scale
-
-    def denormalize_states(self, states: Tensor) -> Tensor:
-        return states * self.cfg.state_scale + self.cfg.state_offset
-
-    def prepare_batch(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
-        """Batch -> (latents (B, T', C, h, w), DiT actions (B, T, A), state targets (B, T', c, S))."""
-        dit = self.cfg.dit
-        check_batch(
-            batch,
-            image_size=self.tokenizer.cfg.image_size,
-            action_dim=dit.action_dim,
-            state_dim=dit.state_dim,
-        )
-        num_frames = batch[OBS_IMAGE].shape[1]
-        if num_frames <= self.cfg.num_context_frames:
-            raise ValueError(
-                f"clips of {num_frames} frames leave nothing to predict after {self.cfg.num_context_frames} context frames"
-            )
-        latents = self.encode(batch[OBS_IMAGE])
-        actions = self.normalize_actions(batch[ACTION], batch[OBS_STATE])
-        state_target = chunk_states(self.normalize_states(batch[OBS_STATE]), dit.action_chunk_size)
-        return latents, actions, state_target
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Checkpoints written before the network moved into ``WorldModel`` name its weights without "model.".
+        state = checkpoint["state_dict"]
+        for key in [k for k in state if k.startswith(("dit.", "tokenizer."))]:
+            state[f"model.{key}"] = state.pop(key)
 
     # ------------------------------------------------------------------------------------------------------------------
     # Training and validation
     # ------------------------------------------------------------------------------------------------------------------
 
-    def _losses(
-        self, batch: dict[str, Tensor], generator: torch.Generator | None = None
-    ) -> dict[str, Tensor]:
-        latents, actions, state_target = self.prepare_batch(batch)
-        with self._autocast():
+    def losses(self, batch: dict[str, Tensor], generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """The flow-matching losses of a batch (``loss`` and its parts), under the model's autocast."""
+        latents, actions, state_target = self.model.prepare_batch(batch)
+        with self.model.autocast():
             return self.flow.training_losses(
                 self.dit,
                 latents,
                 actions,
-                self.num_context_latent_frames,
+                self.model.num_context_latent_frames,
                 state_target=state_target,
                 generator=generator,
             )
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        losses = self._losses(batch)
+        losses = self.losses(batch)
         self.log_dict(
             {f"train/{k}": v for k, v in losses.items()}, prog_bar=True, batch_size=batch[ACTION].shape[0]
         )
@@ -226,7 +94,7 @@ class LitWorldModel(L.LightningModule):
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         # A fixed generator per batch makes validation losses comparable across epochs.
         generator = torch.Generator().manual_seed(self.cfg.seed + batch_idx)
-        metrics = {f"val/{k}": v for k, v in self._losses(batch, generator).items()}
+        metrics = {f"val/{k}": v for k, v in self.losses(batch, generator).items()}
         if batch_idx < self.cfg.val_sample_batches:
             metrics.update(self.rollout_metrics(batch, generator=generator))
         self.log_dict(metrics, prog_bar=True, batch_size=batch[ACTION].shape[0])
@@ -240,14 +108,14 @@ class LitWorldModel(L.LightningModule):
         Returns (images (B, T - num_context_frames, 3, H, W) in [0, 1], states (B, T - num_context_frames, S) in the
         dataset's units). Relative actions read the batch's states at chunk starts (see ``make_relative_actions``).
         """
-        latents, actions, _ = self.prepare_batch(batch)
-        n = self.num_context_latent_frames
-        with self._autocast():
+        latents, actions, _ = self.model.prepare_batch(batch)
+        n = self.model.num_context_latent_frames
+        with self.model.autocast():
             out = self.sampler.sample(
                 self.dit, latents[:, :n], actions, latents.shape[1] - n, generator=generator
             )
-        frames = self.decode(torch.cat([latents[:, :n], out.latents.float()], dim=1))
-        states = self.denormalize_states(out.states.float().flatten(1, 2))
+        frames = self.model.decode(torch.cat([latents[:, :n], out.latents.float()], dim=1))
+        states = self.model.denormalize_states(out.states.float().flatten(1, 2))
         return frames[:, self.cfg.num_context_frames :], states
 
     @torch.no_grad()

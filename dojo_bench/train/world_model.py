@@ -6,7 +6,8 @@ from dojo_bench.train.config import TrainConfig
 from dojo_bench.train.inputs import config_error
 from world_model.dit import make_dit_config
 from world_model.flow import FlowConfig
-from world_model.lit_world_model import LitWorldModel, LitWorldModelConfig, estimate_latent_scale
+from world_model.lit_world_model import LitWorldModel, estimate_latent_scale
+from world_model.model import WorldModelConfig
 from world_model.sampler import SamplerConfig
 
 
@@ -27,7 +28,7 @@ def build_world_model_module(cfg: TrainConfig, tokenizer, datamodule):
             },
         )
         extra = {"learning_rate": cfg.learning_rate} if cfg.learning_rate else {}
-        module_cfg = LitWorldModelConfig(
+        module_cfg = WorldModelConfig(
             dit=dit,
             flow=FlowConfig(**cfg.flow),
             sampler=SamplerConfig(**cfg.sampler),

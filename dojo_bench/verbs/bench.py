@@ -44,7 +44,8 @@ from world_model.checkpoint import CheckpointError
 from world_model.compile import maybe_compile, normalise_compile
 from world_model.dit import make_dit_config
 from world_model.imagined_env import ImaginedEnv
-from world_model.lit_world_model import LitWorldModel, LitWorldModelConfig
+from world_model.lit_world_model import LitWorldModel
+from world_model.model import WorldModel, WorldModelConfig
 from world_model.pixel_env import PixelImaginedEnv, is_pixel_release
 from world_model.sampler import SamplerConfig
 from world_model.tokenizer import TokenizerConfig, VideoTokenizer
@@ -116,7 +117,7 @@ class BenchConfig:
 
 
 def build_model(cfg: BenchConfig):
-    """A ``LitWorldModel`` (tokenizer + DiT) with random weights at the configured size, or the release's; for a
+    """A ``WorldModel`` (tokenizer + DiT) with random weights at the configured size, or the release's; for a
     pixel world-model release, its ``PixelImaginedEnv`` (imagination only)."""
     if cfg.release is not None:
         try:
@@ -127,10 +128,11 @@ def build_model(cfg: BenchConfig):
                         "(its training speed is in its training run's summary)"
                     )
                 return PixelImaginedEnv.from_checkpoint(cfg.release, seed=cfg.seed)
-            env = ImaginedEnv.from_checkpoint(cfg.release, sampler=SamplerConfig(**cfg.sampler))
+            model = WorldModel.from_checkpoint(cfg.release)
+            SamplerConfig(**cfg.sampler)  # bad sampler settings are one line now, before anything runs
         except (CheckpointError, TypeError, ValueError) as error:
             raise DojoError(str(error)) from None
-        return env.model
+        return model
     try:
         tokenizer = VideoTokenizer(TokenizerConfig(**{"temporal_compression": 4, **cfg.tokenizer_model}))
         tok = tokenizer.cfg
@@ -144,8 +146,8 @@ def build_model(cfg: BenchConfig):
             state_dim=ACTION_DIM,
             action_chunk_size=tok.temporal_compression,
         )
-        config = LitWorldModelConfig(dit=dit, sampler=SamplerConfig(**cfg.sampler), seed=cfg.seed)
-        return LitWorldModel(config, tokenizer)
+        config = WorldModelConfig(dit=dit, sampler=SamplerConfig(**cfg.sampler), seed=cfg.seed)
+        return WorldModel(config, tokenizer)
     except (TypeError, ValueError) as error:
         raise UsageError(f"bad model settings: {error}") from None
 
@@ -200,15 +202,16 @@ def peak_tflops(cfg: BenchConfig, device: str) -> tuple[float, str]:
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def bench_train(cfg: BenchConfig, module, device: str) -> dict[str, Any]:
-    """Training throughput (samples/s) and MFU of ``module`` on synthetic batches."""
+def bench_train(cfg: BenchConfig, model: WorldModel, device: str) -> dict[str, Any]:
+    """Training throughput (samples/s) and MFU of ``model``'s training module on synthetic batches."""
+    module = LitWorldModel(model.cfg, model.tokenizer, model.dit)
     module.to(device).train()
     optimizer = torch.optim.AdamW(module.dit.parameters(), lr=module.cfg.learning_rate)
     generator = torch.Generator().manual_seed(cfg.seed)
     batch = synthetic_batch(module, cfg.batch_size, cfg.clip_length, device, generator)
 
     def step() -> None:
-        loss = module._losses(batch)["loss"]
+        loss = module.losses(batch)["loss"]
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

@@ -12,7 +12,7 @@ from dojo_bench.core.keys import OBS_IMAGE, OBS_STATE
 from world_model.checkpoint import CheckpointError, save_world_model
 from world_model.dit import DiT, make_dit_config
 from world_model.imagined_env import ImaginedEnv
-from world_model.lit_world_model import LitWorldModelConfig
+from world_model.model import WorldModelConfig
 from world_model.sampler import SamplerConfig
 from world_model.tokenizer import TokenizerConfig, VideoTokenizer
 
@@ -28,7 +28,7 @@ def make_parts(seed: int = 0):
     # Non-zero output layers, so that actions and states reach the prediction of an untrained model.
     for p in dit.parameters():
         torch.nn.init.normal_(p, std=0.05)
-    config = LitWorldModelConfig(
+    config = WorldModelConfig(
         dit=dit.cfg,
         sampler=SamplerConfig(num_steps=3),
         action_offset=0.0,

@@ -9,7 +9,8 @@ from dojo_bench.core.keys import ACTION, OBS_IMAGE, OBS_STATE
 from world_model.checkpoint import load_world_model
 from world_model.flow import FlowConfig
 from world_model.lit_tokenizer import LitTokenizer, LitTokenizerConfig
-from world_model.lit_world_model import LitWorldModel, LitWorldModelConfig, estimate_latent_scale
+from world_model.lit_world_model import LitWorldModel, estimate_latent_scale
+from world_model.model import WorldModelConfig
 from world_model.sampler import SamplerConfig
 from world_model.tokenizer import VideoTokenizer
 
@@ -52,7 +53,7 @@ def test_lit_world_model_fast_dev_run(
     moving_squares, tiny_tokenizer_config, tiny_dit_config, compression, tmp_path
 ):
     tokenizer = VideoTokenizer(replace(tiny_tokenizer_config, temporal_compression=compression))
-    cfg = LitWorldModelConfig(
+    cfg = WorldModelConfig(
         dit=replace(tiny_dit_config, action_chunk_size=compression, attention="frame_causal"),
         sampler=SamplerConfig(num_steps=2),
         num_context_frames=1,
@@ -85,22 +86,22 @@ def test_lit_world_model_rejects_incompatible_tokenizer(tiny_tokenizer_config, t
     with pytest.raises(
         ValueError, match="action_chunk_size=1 must equal the tokenizer's temporal_compression=4"
     ):
-        LitWorldModel(LitWorldModelConfig(dit=tiny_dit_config), tokenizer)
+        LitWorldModel(WorldModelConfig(dit=tiny_dit_config), tokenizer)
     with pytest.raises(ValueError, match="set dit.latent_channels=4"):
         LitWorldModel(
-            LitWorldModelConfig(dit=replace(tiny_dit_config, latent_channels=8, action_chunk_size=4)),
+            WorldModelConfig(dit=replace(tiny_dit_config, latent_channels=8, action_chunk_size=4)),
             tokenizer,
         )
     with pytest.raises(ValueError, match="num_context_frames=2 must be 1 \\+ k\\*4"):
         LitWorldModel(
-            LitWorldModelConfig(dit=replace(tiny_dit_config, action_chunk_size=4), num_context_frames=2),
+            WorldModelConfig(dit=replace(tiny_dit_config, action_chunk_size=4), num_context_frames=2),
             tokenizer,
         )
 
 
 def test_lit_world_model_rejects_bad_batches(moving_squares, tiny_tokenizer_config, tiny_dit_config):
     module = LitWorldModel(
-        LitWorldModelConfig(dit=tiny_dit_config, flow=FlowConfig()), VideoTokenizer(tiny_tokenizer_config)
+        WorldModelConfig(dit=tiny_dit_config, flow=FlowConfig()), VideoTokenizer(tiny_tokenizer_config)
     )
     batch = moving_squares(2, 3, seed=0)
     with pytest.raises(ValueError, match="action must be"):
@@ -124,7 +125,7 @@ def test_estimate_latent_scale(moving_squares, tiny_tokenizer_config):
 def test_lit_world_model_bf16_autocast_on_cuda(moving_squares, tiny_tokenizer_config, tiny_dit_config):
     """The same code on CUDA runs under bf16 autocast and returns float32 losses and frames."""
     tokenizer = VideoTokenizer(replace(tiny_tokenizer_config, temporal_compression=4))
-    cfg = LitWorldModelConfig(
+    cfg = WorldModelConfig(
         dit=replace(tiny_dit_config, action_chunk_size=4), sampler=SamplerConfig(num_steps=2)
     )
     module = LitWorldModel(cfg, tokenizer).to("cuda")

@@ -134,7 +134,7 @@ def test_loaded_policy_in_both_worlds(loaded_policy):
     from dojo_bench.dojo.tasks import get_task
     from world_model.dit import DiT, make_dit_config
     from world_model.imagined_env import ImaginedEnv
-    from world_model.lit_world_model import LitWorldModelConfig
+    from world_model.model import WorldModelConfig
     from world_model.sampler import SamplerConfig
     from world_model.tokenizer import TokenizerConfig, VideoTokenizer
 
@@ -154,7 +154,7 @@ def test_loaded_policy_in_both_worlds(loaded_policy):
                 "tiny", latent_channels=4, latent_size=12, action_chunk_size=4, max_latent_frames=4
             )
         )
-        config = LitWorldModelConfig(
+        config = WorldModelConfig(
             dit=dit.cfg,
             sampler=SamplerConfig(num_steps=2),
             action_scale=50.0,
