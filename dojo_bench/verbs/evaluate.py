@@ -7,7 +7,7 @@ start observations, scored by a value model with a success threshold on progress
 
 Layout of ``out=DIR`` (the run-directory contract of run_dir.py; an unfinished run of the same config resumes
 without redoing finished episodes):
-- ``episodes/`` + ``episodes.parquet``: one row per (policy, seed, world) (results.py);
+- ``episodes/`` + ``episodes.parquet``: one row per (policy, seed, world) (engine/results.py);
 - ``summary.json``: per-policy rates with Wilson intervals, provenance, and an ``agreement`` block: predicted vs
   real success per policy, Pearson / Spearman / Kendall / MMRV(sim, real) with bootstrap intervals over episodes,
   calibration MAE (NaN values are written as null);

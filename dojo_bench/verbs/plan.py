@@ -15,7 +15,7 @@ policies' chunk cut to a multiple of the world model's action chunk, and replans
 
 Layout of ``out=DIR`` (run_dir.py contract; an unfinished run of the same config resumes without redoing finished
 (planner, seed) episodes):
-- ``episodes/`` + ``episodes.parquet``: one row per (planner, seed, world="real") (results.py);
+- ``episodes/`` + ``episodes.parquet``: one row per (planner, seed, world="real") (engine/results.py);
 - ``planning_time.json``: decisions and seconds per planner, accumulated over resumed invocations;
 - ``summary.json``: per-planner success rates with Wilson intervals (``policies``), provenance, and a ``planning``
   block: mean planning seconds per decision per planner, N, K, and the ``timing`` curve (seconds per decision
