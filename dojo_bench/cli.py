@@ -45,6 +45,7 @@ verbs:
   demo      the whole loop at small scale on CPU  (out=DIR; data, models, policies, evaluate, plan, report)
   wm-eval   world model PSNR/SSIM vs copy-last    (release=DIR data=DIR|[DIR1,DIR2] out=DIR horizons=[1,4,12] episodes=N)
   bench     training samples/s, MFU, imagine fps  (what=all|train|imagine out=DIR [release=DIR] steps=N)
+  calibrate imagined success's threshold, fitted  (data=DIR out=DIR [world_model=DIR value_model=DIR]; held-out episodes)
   evaluate  rank policies in imagination vs real  (policies=[DIR,...] world_model=DIR value_model=DIR out=DIR seeds=N)
   plan      best-of-N planning in imagination     (policies=[DIR,...] world_model=DIR value_model=DIR out=DIR num_proposals=N)
   report    HTML report of a run (offline)        (RUN_DIR [out=DIR]; writes index.html, policy pages, report.json)
@@ -227,7 +228,7 @@ def _use_shipped(verb: str, cfg: dict[str, Any]) -> dict[str, Any]:
         return cfg
 
     cfg, used = dict(cfg), []
-    if not cfg["policies"]:
+    if "policies" in cfg and not cfg["policies"]:
         cfg["policies"] = policy_zoo.shipped_zoo().paths()
         used.append(f"the shipped zoo ({len(cfg['policies'])} checkpoints)")
     for name in ("world_model", "value_model"):
@@ -237,6 +238,15 @@ def _use_shipped(verb: str, cfg: dict[str, Any]) -> dict[str, Any]:
     if used:
         print(f"dojo-bench {verb}: using {', '.join(used)} (not given; see `dojo-bench zoo list`)")
     return cfg
+
+
+def _verb_calibrate(cfg: dict[str, Any]) -> str:
+    from dojo_bench.verbs import calibrate  # lazy, see VERBS
+
+    config = build(calibrate.CalibrateConfig, _use_shipped("calibrate", cfg))
+    calibrate.print_calibration(calibrate.run_calibrate(config, overwrite=bool(cfg["overwrite"])))
+    out = Path(config.out).resolve()
+    return f"wrote {out / calibrate.CALIBRATION_FILE} (use it: dojo-bench evaluate calibration={out})"
 
 
 def _verb_evaluate(cfg: dict[str, Any]) -> str:
@@ -344,6 +354,12 @@ def _zoo_list() -> str:
         figures = ", ".join(f"{k} {v}" for k, v in measured.items() if not isinstance(v, dict | list))
         print(f"default {entry['name']}: {made.get('stage')}, {made.get('steps')} steps, "
               f"{made.get('wall_time_s')} s to train{'; ' + figures if figures else ''}")  # fmt: skip
+    calibration = default_models.shipped_calibration()
+    if calibration is not None:
+        fitted = calibration["at_calibrated_threshold"]
+        print(f"calibration: imagined success at value-model progress >= {calibration['success_threshold']:.3f}, "
+              f"fitted on {calibration['episodes']} held-out episodes ({calibration['real_success_rate']:.0%} "
+              f"real success, {fitted['agreement']:.0%} of episodes agree)")  # fmt: skip
     return (
         f"{len(zoo.names)} shipped checkpoints in {zoo.root}; default models in {default_models.SHIPPED_ROOT}"
     )
@@ -367,8 +383,13 @@ def _zoo_ship(cfg: dict[str, Any]) -> str:
         if cfg[name]:
             default_models.ship_model(name, cfg[name], measured=measured if name == "world_model" else None)
             shipped.append(f"the default {name} from {cfg[name]}")
+    if cfg["calibration"]:
+        default_models.ship_calibration(cfg["calibration"])
+        shipped.append(f"the calibration from {cfg['calibration']}")
     if not shipped:
-        raise UsageError("zoo ship needs zoo_dir=DIR and/or world_model=RELEASE / value_model=RELEASE")
+        raise UsageError(
+            "zoo ship needs zoo_dir=DIR and/or world_model=RELEASE / value_model=RELEASE / calibration=DIR"
+        )
     return "shipped " + "; ".join(shipped)
 
 
@@ -395,6 +416,7 @@ VERBS: dict[str, Callable[[dict[str, Any]], str]] = {
     "demo": _verb_demo,
     "wm-eval": _verb_wm_eval,
     "bench": _verb_bench,
+    "calibrate": _verb_calibrate,
     "evaluate": _verb_evaluate,
     "plan": _verb_plan,
     "report": _verb_report,

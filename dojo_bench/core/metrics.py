@@ -32,6 +32,7 @@ __all__ = [
     "BootstrapCI",
     "RateSummary",
     "bootstrap_ci",
+    "calibrated_threshold",
     "calibration_mae",
     "calibration_mae_fitted",
     "kendall",
@@ -464,3 +465,29 @@ def sampling_ceiling(
         "mmrv_low": float(np.quantile(m, tail)),
         "mmrv_high": float(np.quantile(m, 1 - tail)),
     }
+
+
+def calibrated_threshold(imagined_max: ArrayLike, real_success: ArrayLike) -> float:
+    """The success threshold on imagined progress at which calibration episodes succeed in imagination as often as
+    they did for real.
+
+    ``imagined_max`` (N,): each episode's highest imagined progress in [0, 1]; ``real_success`` (N,): whether the
+    same episode succeeded in the real world. With k real successes, the threshold lies halfway between the k-th
+    and (k+1)-th highest imagined values, so that k imagined episodes reach it (ties aside): a world model whose
+    progress reads low but in the right order is corrected, one that orders episodes wrongly is not. k = N gives
+    the lowest value, k = 0 just above the highest (at most 1)."""
+    im = _as_1d_finite(imagined_max, "imagined_max")
+    real = np.asarray(real_success, dtype=bool).reshape(-1)
+    if im.size == 0 or real.size != im.size:
+        raise ValueError(
+            f"calibrated_threshold needs as many outcomes as episodes, got {im.size} and {real.size}"
+        )
+    if ((im < 0) | (im > 1)).any():
+        raise ValueError("imagined_max must lie in [0, 1]")
+    ranked = np.sort(im)[::-1]
+    k = int(real.sum())
+    if k == im.size:
+        return float(max(ranked[-1], 1e-6))
+    if k == 0:
+        return float(min(1.0, ranked[0] + 1e-6))
+    return float((ranked[k - 1] + ranked[k]) / 2)

@@ -55,7 +55,7 @@ from dojo_bench.engine.rollout import (
     ValueScorer,
 )
 from dojo_bench.engine.starts import DatasetStarts, DojoStarts, dojo_reset_seeds
-from dojo_bench.verbs.inputs import REFERENCE_WORLD, TinyInputs, open_run, run_settings
+from dojo_bench.verbs.inputs import REFERENCE_WORLD, TinyInputs, open_run, run_settings, success_threshold
 from policies.loading import checkpoint_hash
 
 
@@ -74,7 +74,10 @@ class EvaluateConfig:
     seed: int = 0
     max_steps: int | None = None  # None: the task's horizon
     batch_size: int = 8
-    success_threshold: float | None = None  # on value-model progress; None: the task's threshold
+    success_threshold: float | None = (
+        None  # on value-model progress; None: calibrated, else the task's threshold
+    )
+    calibration: str | None = None  # a `dojo-bench calibrate` out dir fitted for these two models
     workers: int = 0  # real-world worker processes
     device: str = "auto"
     bootstrap: int = 1000
@@ -104,6 +107,8 @@ class EvaluateConfig:
             raise UsageError(f"max_steps must be a positive integer or null, got {self.max_steps!r}")
         if self.success_threshold is not None and not 0 < self.success_threshold <= 1:
             raise UsageError(f"success_threshold must be in (0, 1], got {self.success_threshold}")
+        if self.success_threshold is not None and self.calibration is not None:
+            raise UsageError("give success_threshold= or calibration=, not both")
         if self.world_model == REFERENCE_WORLD and (self.starts is not None or self.real_csv is not None):
             raise UsageError(
                 "world_model=dojo (the state-space reference) runs the dojo's own starts: drop starts= and real_csv="
@@ -267,7 +272,9 @@ def run_evaluation(
     ``tiny_inputs`` (verbs/tiny.py) builds the inputs for size=tiny without inputs."""
     started = time.perf_counter()
     task, device, max_steps, seeds = run_settings(cfg)
-    threshold = cfg.success_threshold or task.success_threshold
+    threshold, threshold_source = success_threshold(
+        cfg.success_threshold, cfg.calibration, task, cfg.world_model, cfg.value_model
+    )
 
     def check(loaded, env):
         rates = read_real_csv(cfg.real_csv, list(loaded)) if cfg.real_csv is not None else None
@@ -317,6 +324,7 @@ def run_evaluation(
                                         confidence=cfg.confidence)  # fmt: skip
     block["real_source"] = str(cfg.real_csv) if real_rates is not None else "dojo"
     block["success_threshold"] = threshold
+    block["success_threshold_source"] = threshold_source
     block["inputs"] = {"policies": dict(zip(loaded, policies, strict=True)), "world_model": world_model,
                        "value_model": value_model}  # fmt: skip
     block["episodes_run_now"] = ran
@@ -357,6 +365,11 @@ def print_table(summary: dict[str, Any]) -> None:
         )
     console = Console()
     console.print(table)
+    if "success_threshold" in block:
+        console.print(
+            f"imagined success: value-model progress >= {block['success_threshold']:.3f} "
+            f"({block.get('success_threshold_source', 'the task threshold')})"
+        )
 
     def show(m: dict[str, Any]) -> str:
         if m["value"] is None:

@@ -4,6 +4,7 @@ only once they load."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -11,8 +12,10 @@ from typing import Any
 
 from dojo_bench.core.devices import resolve_device
 from dojo_bench.core.errors import DojoError, UsageError
+from dojo_bench.core.manifest import file_hashes
 from dojo_bench.core.run_dir import prepare_run_dir
 from dojo_bench.dojo.tasks import TaskSpec, get_task
+from dojo_bench.shipped import shipped_calibration
 from dojo_bench.value.value_model import load_value_model
 from policies.loading import check_action_dim, load_policy
 from world_model.checkpoint import CheckpointError
@@ -21,6 +24,9 @@ from world_model.pixel_env import PixelImaginedEnv, is_pixel_release
 from world_model.sampler import SamplerConfig
 
 INPUTS_DIR = "inputs"
+CALIBRATION_FILE = (
+    "calibration.json"  # written by `dojo-bench calibrate` (verbs/calibrate.py), one is shipped
+)
 # What evaluate and plan take to build inputs for size=tiny without any (verbs/tiny.py): (their out/inputs folder)
 # -> (policy checkpoints, world model, value model).
 TinyInputs = Callable[[Path], tuple[list[str], str, str]]
@@ -87,6 +93,66 @@ def load_env(release: str | Path, device: str, sampler: dict[str, Any], seed: in
     except (CheckpointError, TypeError, ValueError) as error:
         raise DojoError(str(error)) from None
     return env
+
+
+def read_calibration(path: str | Path) -> dict[str, Any]:
+    """A calibration (a `dojo-bench calibrate` out dir or its calibration.json); one DojoError line if unusable."""
+    given = Path(path).expanduser()
+    file = given / CALIBRATION_FILE if given.is_dir() else given
+    if not file.is_file():
+        raise DojoError(
+            f"calibration={path} holds no {CALIBRATION_FILE} (`dojo-bench calibrate out=DIR` writes one)"
+        )
+    try:
+        data = json.loads(file.read_text())
+        threshold = float(data["success_threshold"])
+        for name in ("world_model", "value_model"):
+            dict(data[name]["files"])
+    except (ValueError, KeyError, TypeError):
+        raise DojoError(f"{file} is not a calibration written by `dojo-bench calibrate`") from None
+    if not 0 < threshold <= 1:
+        raise DojoError(f"{file}: success_threshold must be in (0, 1], got {threshold}")
+    return data
+
+
+def calibration_fits(calibration: dict[str, Any], world_model: str | Path, value_model: str | Path) -> bool:
+    """Whether ``calibration`` was fitted for exactly these two models' files (sha256)."""
+    return all(
+        Path(path).is_dir() and file_hashes(Path(path)) == calibration[name]["files"]
+        for name, path in (("world_model", world_model), ("value_model", value_model))
+    )
+
+
+def success_threshold(
+    given: float | None,
+    calibration: str | None,
+    task: TaskSpec,
+    world_model: str | None,
+    value_model: str | None,
+) -> tuple[float, str]:
+    """Imagined success's threshold on value-model progress and where it comes from: ``success_threshold=``;
+    ``calibration=`` (refused for other models); the shipped calibration when both models are the ones it was
+    fitted for; else the task's own threshold (and always for world_model=dojo, the simulator itself)."""
+    if given is not None:
+        return given, "given as success_threshold="
+    if world_model is None or value_model is None or world_model == REFERENCE_WORLD:
+        if calibration is not None and world_model == REFERENCE_WORLD:
+            raise UsageError(
+                "calibration= fits a learned world model; world_model=dojo uses the task's threshold"
+            )
+        return task.success_threshold, "the task threshold"
+    if calibration is not None:
+        data = read_calibration(calibration)
+        if not calibration_fits(data, world_model, value_model):
+            raise DojoError(
+                f"calibration={calibration} was fitted for other models ({data['world_model'].get('path')}, "
+                f"{data['value_model'].get('path')}); run `dojo-bench calibrate` for these"
+            )
+        return float(data["success_threshold"]), f"calibrated: {calibration}"
+    shipped = shipped_calibration()
+    if shipped is not None and calibration_fits(shipped, world_model, value_model):
+        return float(shipped["success_threshold"]), "calibrated for the shipped models"
+    return task.success_threshold, "the task threshold"
 
 
 def load_inputs(cfg, policies: list[str], world_model: str, value_model: str, device: str):

@@ -12,6 +12,7 @@ from dojo_bench.core.metrics import (
     BootstrapCI,
     RateSummary,
     bootstrap_ci,
+    calibrated_threshold,
     calibration_mae,
     calibration_mae_fitted,
     kendall,
@@ -343,3 +344,17 @@ def test_sampling_ceiling_matches_the_notes_simulation_and_tightens_with_seeds()
     assert sampling_ceiling([0.5, 0.5], 10)["pearson"] < 0.5
     with pytest.raises(ValueError, match="two rates"):
         sampling_ceiling([0.5], 10)
+
+
+def test_calibrated_threshold_matches_the_real_success_rate():
+    imagined = np.array([0.9, 0.3, 0.7, 0.5, 0.2])
+    real = np.array([True, False, True, True, False])  # 3 of 5
+    tau = calibrated_threshold(imagined, real)
+    assert tau == pytest.approx(0.4)  # halfway between the 3rd (0.5) and 4th (0.3) highest
+    assert (imagined >= tau).sum() == real.sum()
+    assert calibrated_threshold(imagined, np.ones(5, bool)) == pytest.approx(0.2)
+    assert 0.9 < calibrated_threshold(imagined, np.zeros(5, bool)) <= 1.0
+    with pytest.raises(ValueError, match="as many outcomes"):
+        calibrated_threshold(imagined, real[:3])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        calibrated_threshold(imagined * 2, real)
