@@ -25,6 +25,7 @@ import math
 import multiprocessing as mp
 import os
 import shutil
+import signal
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -413,6 +414,9 @@ _progress_queue = None
 def _init_worker(queue) -> None:
     global _progress_queue
     _progress_queue = queue
+    # The CLI turns SIGTERM into KeyboardInterrupt (resumable stop); a forked worker inherits that handler, but the
+    # pool stops its workers with SIGTERM and must find them gone: the default action, so none is left waiting.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _write_shard_in_worker(args) -> dict[str, Any]:
@@ -443,6 +447,10 @@ def record_shards(config: DataConfig, shards: list[Shard], work: Path, advance) 
         pending.get()  # re-raises a worker's exception
         while not queue.empty():
             advance(queue.get())
+        # Let the idle workers exit on their own before the with-block's terminate(): a measured 200-episode run
+        # otherwise hung after its last shard, the parent waiting on a worker that waited on the task queue.
+        pool.close()
+        pool.join()
 
 
 # -- merging ---------------------------------------------------------------------------------------------
