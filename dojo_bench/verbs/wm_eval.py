@@ -1,5 +1,6 @@
 """``dojo-bench wm-eval``: how well a world-model release predicts recorded video, per horizon: PSNR and SSIM, and
-the probe's agent and T-centroid errors in pixels (world_model/probe.py), each beside copy-last-frame.
+the probe's agent and T-centroid errors in pixels and T-angle error in degrees (world_model/probe.py), each beside
+copy-last-frame.
 
 For each dataset root, ``episodes`` episodes (chosen with ``seed`` among those long enough) are started in
 ``ImaginedEnv`` from their first recorded frame and state; the recorded actions are fed chunk by chunk
@@ -45,7 +46,7 @@ from world_model.video_metrics import DEFAULT_HORIZONS, horizon_table, select_ho
 
 METRICS_FILE = "metrics.json"
 CSV_FILE = "metrics.csv"
-PROBE_COLUMNS = ("agent_px", "copy_agent_px", "tee_px", "copy_tee_px")
+PROBE_COLUMNS = ("agent_px", "copy_agent_px", "tee_px", "copy_tee_px", "tee_deg", "copy_tee_deg")
 CSV_COLUMNS = ("dataset", "horizon", "episodes", "psnr", "ssim", "copy_psnr", "copy_ssim", *PROBE_COLUMNS)
 
 
@@ -289,7 +290,7 @@ def run_wm_eval(
 def print_table(summary: dict[str, Any]) -> None:
     table = Table(title=f"world model vs copy-last-frame ({summary['release']})")
     columns = ("dataset", "episodes", "horizon", "PSNR", "copy PSNR", "SSIM", "copy SSIM",
-               "agent px", "copy agent px", "T px", "copy T px")  # fmt: skip
+               "agent px", "copy agent px", "T px", "copy T px", "T deg", "copy T deg")  # fmt: skip
     for column in columns:
         table.add_column(column, justify="left" if column == "dataset" else "right", overflow="fold")
     for name, result in summary["datasets"].items():

@@ -4,7 +4,15 @@ import numpy as np
 
 from dojo_bench.dojo.tasks import get_task
 from dojo_bench.engine.rollout import RealWorlds
-from world_model.probe import agent_position, pixel_counts, probe_errors, probe_table, tee_centroid
+from world_model.probe import (
+    agent_position,
+    angle_error,
+    pixel_counts,
+    probe_errors,
+    probe_table,
+    tee_angle,
+    tee_centroid,
+)
 
 
 def real_frames(seeds=8, chunks=4):
@@ -55,5 +63,27 @@ def test_probe_table_scores_a_perfect_prediction_zero_and_copy_last_by_the_motio
     table = probe_table(real.copy(), real, frames[:, 0], [1, 2, 5])
     assert list(table) == [1, 2]  # horizons past the frames are dropped
     assert table[2]["agent_px"] == 0 and table[2]["tee_px"] == 0 and table[2]["agent_missing"] == 0
+    assert table[2]["tee_deg"] == 0 and table[2]["copy_tee_deg"] >= 0
     moved = np.linalg.norm(states.reshape(3, 4, 2)[2] - states.reshape(3, 4, 2)[0], axis=1) * 96 / 512
     assert abs(table[2]["copy_agent_px"] - moved.mean()) < 0.5
+
+
+def test_tee_angle_follows_the_true_pose_on_real_frames():
+    from dojo_bench.dojo.worlds import PushWorld
+
+    rng = np.random.default_rng(1)
+    world = PushWorld()
+    images, angles = [], []
+    for seed in range(12):
+        world.reset(seed=seed)
+        for _ in range(3):
+            world.act(np.asarray(world.agent.position) + rng.normal(0, 60, 2))
+            images.append(world.observation()["observation.image"])
+            angles.append(world.object_pose()[2])
+    world.close()
+    error = np.degrees(angle_error(tee_angle(np.stack(images)), np.array(angles)))
+    assert not np.isnan(error).any()
+    assert error.max() < 4, np.round(error, 1)  # measured: at most 2.3 degrees, median 0.6
+    # Turning the picture a quarter counter-clockwise turns the T by -90 degrees in the arena's angle (y down).
+    turned = tee_angle(np.rot90(np.stack(images), k=1, axes=(1, 2)))
+    assert np.degrees(angle_error(turned, tee_angle(np.stack(images)) - np.pi / 2)).max() < 1

@@ -28,7 +28,7 @@ def test_tiny_wm_eval_writes_metrics_and_csv(tiny_eval):
     assert list(result["horizons"]) == ["1", "4", "12"]
     for row in result["horizons"].values():
         assert set(row) == {"psnr", "ssim", "copy_psnr", "copy_ssim", "agent_px", "copy_agent_px", "tee_px",
-                            "copy_tee_px", "agent_missing", "tee_missing"}  # fmt: skip
+                            "copy_tee_px", "tee_deg", "copy_tee_deg", "agent_missing", "tee_missing"}  # fmt: skip
         assert 0 < row["psnr"] <= 100 and -1 <= row["ssim"] <= 1
     with open(tiny_eval / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
