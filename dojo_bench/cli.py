@@ -55,6 +55,8 @@ verbs:
 every verb takes size=tiny|default, seed=N, device=auto|cpu|cuda; writing verbs take out=DIR, overwrite=true.
 `dojo-bench <verb> --help` lists a verb's keys and defaults."""
 
+GIVEN: list[str] = []  # the key=value arguments of the command being run (set by main)
+
 # Bare arguments (no '=') mean these keys, in order.
 POSITIONAL_KEY: dict[str, str | tuple[str, ...]] = {
     "inspect": "path",
@@ -93,7 +95,28 @@ def _explain(verb: str, error: Exception) -> str:
         return f"{key}= is required for `dojo-bench {verb}`"
     if "Could not find" in text and "size" in text:
         return f"unknown size preset; choose size=tiny or size=default ({first})"
+    if any(
+        marker in text for marker in ("mismatched input", "no viable alternative", "token recognition error")
+    ):
+        return (
+            f"bad arguments for `dojo-bench {verb}`: {first}; a value with spaces, parentheses, brackets or quotes "
+            "must be quoted for Hydra inside the shell's quotes, e.g. \"out='/data/run (1)'\""
+        )
     return f"bad arguments for `dojo-bench {verb}`: {first}"
+
+
+def given(key: str) -> bool:
+    """Whether the user's command line sets ``key`` (as opposed to a default or a size preset)."""
+    return any(arg.lstrip("+~").split("=", 1)[0] == key for arg in GIVEN)
+
+
+def fit_preset_save_steps(cfg: dict[str, Any], user_set: bool) -> dict[str, Any]:
+    """A size preset's save steps that a smaller ``max_steps=`` cuts off are dropped (the last step is always
+    saved); save steps the user gave are kept, for TrainConfig to check."""
+    steps = cfg.get("save_steps")
+    if user_set or not steps or cfg.get("max_steps") is None:
+        return cfg
+    return {**cfg, "save_steps": [s for s in steps if s < cfg["max_steps"]] or None}
 
 
 def build(config_class: type, cfg: dict[str, Any]):
@@ -184,7 +207,7 @@ def _verb_train(cfg: dict[str, Any]) -> str:
     from dojo_bench.train.config import TrainConfig  # lazy, see VERBS
     from dojo_bench.train.run import run_train  # lazy, see VERBS
 
-    config = build(TrainConfig, cfg)
+    config = build(TrainConfig, fit_preset_save_steps(cfg, given("save_steps")))
     summary = run_train(config, overwrite=bool(cfg["overwrite"]))
     line = f"trained the {summary['stage']} for {summary['steps']} steps: release checkpoint in {Path(summary['release']).resolve()}"
     if Path(summary["checkpoint"]).is_file():
@@ -460,6 +483,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"dojo-bench {verb}: error: expected key=value, got {arg!r}", file=sys.stderr)
             return 2
         overrides.append(arg)
+    GIVEN[:] = overrides
     try:
         cfg = compose(verb, overrides)
         line = VERBS[verb](cfg)

@@ -37,12 +37,34 @@ def load_dataset(root: Path, delta_timestamps: dict[str, list[float]] | None = N
 
     if not is_lerobot_dataset(root):
         raise DojoError(f"{root} is not a LeRobot dataset (no meta/info.json)")
+    missing = missing_parts(root)
+    if missing:
+        raise DojoError(
+            f"{root} is a damaged LeRobot dataset: no {', '.join(missing)}; record or copy it again"
+        )
     try:
         return LeRobotDataset(
             f"dojo/{root.name}", root=root, video_backend="pyav", delta_timestamps=delta_timestamps
         )
     except Exception as error:  # lerobot raises many kinds; the user needs one line
-        raise DojoError(f"{root} could not be loaded as a LeRobot dataset: {error}") from error
+        text = str(error)
+        if "offline" in text.lower() or "huggingface.co" in text:
+            # lerobot falls back to the hub when a local file is missing or unreadable; dojo-bench never downloads.
+            raise DojoError(
+                f"{root} could not be read as a LeRobot dataset (a file lerobot needs is missing or damaged); "
+                "record or copy it again"
+            ) from error
+        raise DojoError(f"{root} could not be loaded as a LeRobot dataset: {text}") from error
+
+
+def missing_parts(root: Path) -> list[str]:
+    """The files a local LeRobot dataset needs that ``root`` lacks (lerobot would go to the hub for them)."""
+    needed = {
+        "meta/tasks.parquet": (root / "meta" / "tasks.parquet").is_file(),
+        "meta/episodes/*.parquet": any((root / "meta" / "episodes").rglob("*.parquet")),
+        "data/*.parquet": any((root / "data").rglob("*.parquet")),
+    }
+    return [name for name, present in needed.items() if not present]
 
 
 def inspect_dataset(root: Path, decode: bool = True) -> dict[str, Any]:

@@ -155,3 +155,25 @@ def test_sigterm_stops_a_run_like_ctrl_c_and_the_same_command_resumes(tmp_path):
     indices = [e["index"] for split in ("train", "validation") if (out / split).is_dir()
                for e in json.loads((out / split / "meta" / "dojo.json").read_text())["episodes"]]  # fmt: skip
     assert sorted(indices) == list(range(12))  # none lost, none recorded twice
+
+
+def test_a_value_hydra_cannot_parse_gets_a_hint_to_quote_it(tmp_path, capsys):
+    out = tmp_path / "run (1)"
+    assert main(["evaluate", f"out={out}", "seeds=1"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "must be quoted" in error and not out.exists()
+
+
+def test_a_presets_save_steps_follow_a_smaller_max_steps_but_the_users_are_kept(tmp_path, capsys):
+    from dojo_bench.cli import fit_preset_save_steps
+
+    out = tmp_path / "train"
+    assert main(["train", "size=tiny", "stage=policy", "max_steps=3", "save_steps=[4]", f"out={out}"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1 and not out.exists()
+
+    preset = {"save_steps": [4], "max_steps": 3}
+    assert fit_preset_save_steps(preset, user_set=False)["save_steps"] is None
+    assert fit_preset_save_steps({"save_steps": [2, 4, 8], "max_steps": 5}, False)["save_steps"] == [2, 4]
+    assert fit_preset_save_steps(preset, user_set=True)["save_steps"] == [
+        4
+    ]  # TrainConfig refuses it in one line
