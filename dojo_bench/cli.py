@@ -330,7 +330,12 @@ def _verb_report(cfg: dict[str, Any]) -> str:
         _tiny_run_first("report", config, cfg)
     report = run_report(config, overwrite=bool(cfg["overwrite"]) and not tiny_run)
     out = Path(config.out).resolve()
-    return f"wrote a report of {len(report['policies'])} policies: {out / INDEX_FILE} ({len(report['pages'])} pages), {out / REPORT_JSON}"
+    partial = (
+        f" (the run is {report['status']}, not finished: its numbers are partial)"
+        if report["unfinished"]
+        else ""
+    )
+    return f"wrote a report of {len(report['policies'])} policies: {out / INDEX_FILE} ({len(report['pages'])} pages), {out / REPORT_JSON}{partial}"
 
 
 def _verb_compare(cfg: dict[str, Any]) -> str:

@@ -77,6 +77,9 @@ class StoredRun:
     episodes: pd.DataFrame | None
     curves: pd.DataFrame | None
     verb: str | None
+    status: str | None = (
+        None  # run.json's status: "finished", or the run stopped early and its numbers are partial
+    )
 
 
 def read_run(path: str | Path) -> StoredRun:
@@ -97,13 +100,14 @@ def read_run(path: str | Path) -> StoredRun:
         raise DojoError(f"{summary_file} does not hold a JSON object")
     episodes = pd.read_parquet(path / EPISODES_FILE) if (path / EPISODES_FILE).is_file() else None
     curves = pd.read_parquet(path / CURVES_FILE) if (path / CURVES_FILE).is_file() else None
-    verb = None
+    verb = status = None
     if (path / RUN_FILE).is_file():
         try:
-            verb = json.loads((path / RUN_FILE).read_text()).get("verb")
+            record = json.loads((path / RUN_FILE).read_text())
+            verb, status = record.get("verb"), record.get("status")
         except (json.JSONDecodeError, AttributeError):
-            verb = None
-    return StoredRun(path, summary, episodes, curves, verb)
+            verb = status = None
+    return StoredRun(path, summary, episodes, curves, verb, status)
 
 
 def _rate(block: Any) -> dict[str, Any] | None:
@@ -440,6 +444,8 @@ def build_report(run: StoredRun) -> tuple[dict[str, Any], dict[str, Any], list[d
     numbers = {
         "run": str(run.path.resolve()),
         "verb": run.verb,
+        "status": run.status,
+        "unfinished": run.status is not None and run.status != "finished",
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "confidence": confidence,
         "policies": rows,

@@ -115,3 +115,15 @@ def test_index_shows_the_planning_time_curve(eval_run, tmp_path):
     assert main(["report", str(run)]) == 0
     index = (run / "report" / "index.html").read_text()
     assert "Planning time per decision against N" in index and ">0.4" in index.replace(" ", "")
+
+
+def test_a_report_of_an_unfinished_run_says_so_on_every_page(eval_run, tmp_path, capsys):
+    run = copy_run(eval_run, tmp_path / "run")
+    record = json.loads((eval_run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**record, "status": "running"}))
+    assert main(["report", str(run)]) == 0
+    assert "not finished" in capsys.readouterr().out
+    report = run / "report"
+    assert json.loads((report / "report.json").read_text())["unfinished"] is True
+    for page in report.glob("*.html"):
+        assert "This run is not finished" in page.read_text(), page.name
