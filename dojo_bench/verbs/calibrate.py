@@ -152,7 +152,7 @@ def run_calibrate(cfg: CalibrateConfig, overwrite: bool = False) -> dict[str, An
     device = resolve_device(cfg.device)
     # Every input is checked before out is written (a bad input leaves no half-made run).
     value = load_value_model(cfg.value_model, device)
-    env = load_env(cfg.world_model, device, {}, cfg.seed)
+    env = load_env(cfg.world_model, device, {}, cfg.seed, key="world_model")
     roots = find_eval_datasets(cfg.data)
     for root in roots:
         check_dataset(root, env, cfg.world_model)

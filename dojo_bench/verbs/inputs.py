@@ -76,11 +76,11 @@ def policy_labels(paths: list[str]) -> list[str]:
     return labels
 
 
-def load_env(release: str | Path, device: str, sampler: dict[str, Any], seed: int):
-    """``ImaginedEnv`` of the release; checkpoint problems become one DojoError line."""
+def load_env(release: str | Path, device: str, sampler: dict[str, Any], seed: int, key: str = "release"):
+    """``ImaginedEnv`` of the release; checkpoint problems become one DojoError line (naming the verb's ``key``)."""
     try:
         if not Path(release).is_dir():
-            raise CheckpointError(f"release={release} does not exist or is not a directory")
+            raise CheckpointError(f"{key}={release} does not exist or is not a directory")
         if is_pixel_release(release):
             if sampler:
                 raise CheckpointError(
@@ -160,7 +160,7 @@ def load_inputs(cfg, policies: list[str], world_model: str, value_model: str, de
     env = (
         ReferenceEnv()
         if world_model == REFERENCE_WORLD
-        else load_env(world_model, device, cfg.sampler, cfg.seed)
+        else load_env(world_model, device, cfg.sampler, cfg.seed, key="world_model")
     )
     value = load_value_model(value_model, device)
     labels = policy_labels(policies)

@@ -68,9 +68,12 @@ def test_calibrate_refuses_bad_input_before_writing(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["calibrate", f"data={tmp_path / 'missing'}", f"out={out}", "device=cpu"]) != 0
     assert main(["calibrate", f"data={tmp_path}", f"out={out}", "episodes=0"]) == 2
+    missing = tmp_path / "no_model"
+    assert main(["calibrate", f"data={tmp_path}", f"world_model={missing}", f"out={out}", "device=cpu"]) != 0
     assert not out.exists()
     errors = capsys.readouterr().err.strip().splitlines()
-    assert len(errors) == 2 and all(line.startswith("dojo-bench calibrate: error:") for line in errors)
+    assert len(errors) == 3 and all(line.startswith("dojo-bench calibrate: error:") for line in errors)
+    assert f"world_model={missing} does not exist" in errors[-1]  # the verb's own key, not wm-eval's release=
 
 
 def test_evaluate_threshold_comes_from_the_user_the_calibration_or_the_task(tmp_path):
