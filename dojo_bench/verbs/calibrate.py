@@ -20,7 +20,6 @@ models' hashes, the data); ``episodes.csv`` (one row per replayed episode).
 from __future__ import annotations
 
 import csv
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,7 +38,7 @@ from dojo_bench.dojo.tasks import get_task
 from dojo_bench.value.value_model import load_value_model, read_frame_table, scalar_column
 from dojo_bench.verbs.inputs import CALIBRATION_FILE, load_env
 from dojo_bench.verbs.wm_eval import check_dataset, find_eval_datasets
-from world_model.data import ClipDataConfig, ClipDataset
+from world_model.data import ClipDataConfig, ClipDataset, read_info
 
 EPISODES_FILE = "episodes.csv"
 
@@ -156,7 +155,7 @@ def run_calibrate(cfg: CalibrateConfig, overwrite: bool = False) -> dict[str, An
     roots = find_eval_datasets(cfg.data)
     for root in roots:
         check_dataset(root, env, cfg.world_model)
-        features = json.loads((root / "meta" / "info.json").read_text()).get("features", {})
+        features = read_info(root).get("features", {})
         if GT_SUCCESS not in features or GT_PROGRESS not in features:
             raise DojoError(
                 f"{root} has no {GT_SUCCESS}/{GT_PROGRESS}: calibrate needs the dojo's ground truth"

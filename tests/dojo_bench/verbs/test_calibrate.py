@@ -76,6 +76,19 @@ def test_calibrate_refuses_bad_input_before_writing(tmp_path, capsys):
     assert f"world_model={missing} does not exist" in errors[-1]  # the verb's own key, not wm-eval's release=
 
 
+def test_calibrate_refuses_data_without_the_dojos_ground_truth(tiny_robot_run, tmp_path, capsys):
+    data, _, _ = tiny_robot_run
+    root = tmp_path / "no_truth"
+    shutil.copytree(data / "validation", root)
+    info = json.loads((root / "meta" / "info.json").read_text())
+    del info["features"]["gt.success"]
+    (root / "meta" / "info.json").write_text(json.dumps(info))
+    out = tmp_path / "out"
+    assert main(["calibrate", f"data={root}", f"out={out}", "device=cpu"]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "ground truth" in error and not out.exists()
+
+
 def test_evaluate_threshold_comes_from_the_user_the_calibration_or_the_task(tmp_path):
     task = get_task("pusht_bench")
     world, value = tmp_path / "world", tmp_path / "value"
@@ -104,3 +117,20 @@ def test_evaluate_threshold_comes_from_the_user_the_calibration_or_the_task(tmp_
     (calibration / "calibration.json").write_text("{}")
     with pytest.raises(DojoError, match="not a calibration"):
         success_threshold(None, str(calibration), task, str(world), str(value))
+
+
+def test_shipping_refuses_a_calibration_for_other_models_or_no_calibrate_run(tmp_path):
+    root = tmp_path / "shipped"
+    shutil.copytree(SHIPPED_ROOT, root, ignore=shutil.ignore_patterns("*.py", "__pycache__", CALIBRATION))
+    with pytest.raises(DojoError, match="not the out dir"):
+        ship_calibration(tmp_path, root)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"status": "finished"}))
+    other = {"files": {"model.safetensors": "0" * 64}}
+    (run / CALIBRATION).write_text(
+        json.dumps({"success_threshold": 0.5, "world_model": other, "value_model": other})
+    )
+    with pytest.raises(DojoError, match="fitted for another world_model"):
+        ship_calibration(run, root)
+    assert not (root / CALIBRATION).exists()
