@@ -140,6 +140,8 @@ def success_threshold(
             raise UsageError(
                 "calibration= fits a learned world model; world_model=dojo uses the task's threshold"
             )
+        if calibration is not None:
+            raise UsageError("calibration= needs the world_model= and value_model= it was fitted for")
         return task.success_threshold, "the task threshold"
     if calibration is not None:
         data = read_calibration(calibration)

@@ -112,6 +112,8 @@ def test_evaluate_threshold_comes_from_the_user_the_calibration_or_the_task(tmp_
     (value / "model.safetensors").write_text("another value model")
     with pytest.raises(DojoError, match="fitted for other models"):
         success_threshold(None, str(calibration), task, str(world), str(value))
+    with pytest.raises(UsageError, match="needs the world_model="):
+        success_threshold(None, str(calibration), task, None, None)  # size=tiny builds its own models
     with pytest.raises(UsageError, match="world_model=dojo"):
         success_threshold(None, str(calibration), task, REFERENCE_WORLD, str(value))
     (calibration / "calibration.json").write_text("{}")
