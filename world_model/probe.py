@@ -111,6 +111,7 @@ def probe_table(
 
     predicted, real: (N, K, H, W, 3) uint8; context: (N, H, W, 3) uint8, the last observed frame."""
     k, h_px = real.shape[1], real.shape[2]
+    context_angle = tee_angle(context)  # copy-last's angle is the same at every horizon
     to_px = h_px / ARENA_SIZE
     table = {}
     for h in horizons:
@@ -129,8 +130,8 @@ def probe_table(
             row[f"{thing}_missing"] = float(np.isnan(model[thing]).mean())
         # The T's angle: the median, in degrees (a stem read the wrong way is 180 off, which a mean would let rule).
         truth = tee_angle(real[:, h - 1])
-        for name, frames in (("tee_deg", predicted[:, h - 1]), ("copy_tee_deg", context)):
-            error = angle_error(tee_angle(frames), truth)
+        for name, angle in (("tee_deg", tee_angle(predicted[:, h - 1])), ("copy_tee_deg", context_angle)):
+            error = angle_error(angle, truth)
             row[name] = float(np.degrees(np.nanmedian(error))) if np.isfinite(error).any() else None
         table[h] = row
     return table
