@@ -21,6 +21,14 @@ Action conditioning, two paths:
 The next state comes from a small MLP head on the same inputs (the agent follows its target; the pixels of the
 agent are predicted by the U-Net).
 
+Moving objects, two ways to draw them:
+- ``warp=False``: the next frame is the newest frame plus a predicted change. Where the motion is uncertain the
+  change averages the outcomes, and a pushed object turns into overlapping ghosts that compound in closed loop.
+- ``warp=True``: the U-Net also predicts, for every pixel, where in the newest frame its colour comes from (a
+  displacement in pixels); the newest frame is resampled there (bilinear) before the change is added. Uncertain
+  motion then moves a rigid object by an average amount and keeps it whole. The displacement head starts at zero,
+  so a model with it still starts as copy-last, and it can be added to a trained model when fine-tuning.
+
 Shapes in comments: B batch, n context frames, H = W = image_size, u = unshuffle.
 """
 
@@ -49,6 +57,7 @@ class PixelWorldModelConfig:
     action_maps: bool = True  # draw the action target and the agent as Gaussian blobs (actions are positions)
     arena_size: float = 512.0  # action/state coordinates [0, arena_size) map onto the image (action_maps)
     blob_sigma: float = 1.5  # blob width in image pixels
+    warp: bool = False  # also predict a per-pixel displacement and resample the newest frame with it
     # Normalisation, set from the training data: relative action (action - state), state, one step's change.
     action_offset: float = 0.0
     action_scale: float = 1.0
@@ -145,6 +154,10 @@ class PixelWorldModel(nn.Module):
         self.out = nn.Conv2d(ch[0], 3 * u * u, 3, padding=1)
         nn.init.zeros_(self.out.weight)  # predicts "no change" at start: copy-last is where training begins
         nn.init.zeros_(self.out.bias)
+        if cfg.warp:
+            self.displacement = nn.Conv2d(ch[0], 2 * u * u, 3, padding=1)  # (dx, dy) in pixels, per pixel
+            nn.init.zeros_(self.displacement.weight)
+            nn.init.zeros_(self.displacement.bias)
         self.state_head = nn.Sequential(
             nn.Linear(cfg.cond_inputs, cfg.state_hidden),
             nn.SiLU(),
@@ -177,6 +190,13 @@ class PixelWorldModel(nn.Module):
         d2 = (self._grid[None, None] - pixels[..., None, None]).square().sum(2)  # (B, P, H, W)
         return torch.exp(-d2 / (2 * c.blob_sigma**2))
 
+    def resample(self, frame: Tensor, displacement: Tensor) -> Tensor:
+        """frame (B, 3, H, W), displacement (B, 2, H, W) in pixels -> (B, 3, H, W): each pixel takes the colour at
+        its own centre plus its displacement (bilinear; outside the image, the nearest border pixel)."""
+        where = self._grid[None] + displacement  # (B, 2, H, W): x, y in pixels
+        grid = (where * (2.0 / self.cfg.image_size) - 1).permute(0, 2, 3, 1)  # (B, H, W, 2) in [-1, 1]
+        return F.grid_sample(frame, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
     def step(self, frames: Tensor, states: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
         """One step: frames (B, n, 3, H, W) in [0, 1], states (B, n, S), action (B, A) ->
         (next frame (B, 3, H, W) in [0, 1], next state (B, S))."""
@@ -197,8 +217,12 @@ class PixelWorldModel(nn.Module):
         for i in reversed(range(len(self.up))):
             h = F.interpolate(h, scale_factor=2, mode="nearest")
             h = self.up[i](torch.cat([h, skips[i]], 1), cond)
-        change = F.pixel_shuffle(self.out(F.silu(self.out_norm(h))), c.unshuffle)  # (B, 3, H, W)
-        frame = (frames[:, -1] + change).clamp(0, 1)
+        h = F.silu(self.out_norm(h))  # (B, ch0, H/u, W/u)
+        change = F.pixel_shuffle(self.out(h), c.unshuffle)  # (B, 3, H, W)
+        newest = frames[:, -1]
+        if c.warp:
+            newest = self.resample(newest, F.pixel_shuffle(self.displacement(h), c.unshuffle))
+        frame = (newest + change).clamp(0, 1)
         state = states[:, -1] + self.state_head(inputs) * c.delta_scale
         return frame, state
 

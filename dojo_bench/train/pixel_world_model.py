@@ -25,8 +25,9 @@ def build_pixel_module(cfg: TrainConfig, datamodule):
     ]
     delta_scale = float(max(np.concatenate(changes).std(), 1e-3)) if changes else 1.0
     settings = dict(cfg.pixel)
+    asked = settings.pop("model", {})
     model = {
-        **settings.pop("model", {}),
+        **asked,
         **datamodule.stats,
         "delta_scale": delta_scale,
         "action_dim": datamodule.action_dim,
@@ -35,7 +36,9 @@ def build_pixel_module(cfg: TrainConfig, datamodule):
     }
     start = load_pixel_release(cfg.init, datamodule) if cfg.init else None
     if start is not None:
-        model = dataclasses.asdict(start.cfg)  # fine-tuning keeps the architecture and the normalisation
+        model = dataclasses.asdict(start.cfg)  # fine-tuning keeps the architecture and the normalisation,
+        if asked.get("warp"):  # but may add the displacement head (zero-initialised: the start's predictions)
+            model["warp"] = True
     try:
         extra = {"learning_rate": cfg.learning_rate} if cfg.learning_rate else {}
         module = LitPixelWorldModel(
@@ -44,7 +47,9 @@ def build_pixel_module(cfg: TrainConfig, datamodule):
     except (TypeError, ValueError) as error:
         raise config_error(error) from None
     if start is not None:
-        module.model.load_state_dict(start.state_dict())
+        missing, unexpected = module.model.load_state_dict(start.state_dict(), strict=False)
+        if unexpected or any(not key.startswith("displacement.") for key in missing):
+            raise DojoError(f"init={cfg.init}: its weights do not fit the model ({(unexpected or missing)[0]})")
     return module
 
 

@@ -39,8 +39,20 @@ def test_an_untrained_model_copies_the_last_frame():
     assert torch.equal(frame, frames[:, -1]) and state.shape == (2, 2)
 
 
-def test_later_actions_never_change_earlier_frames():
-    env = PixelImaginedEnv(trained_weights(PixelWorldModel(PixelWorldModelConfig(**TINY))))
+def test_an_untrained_warping_model_copies_the_last_frame_and_its_resampling_moves_pixels():
+    model = PixelWorldModel(PixelWorldModelConfig(**TINY, warp=True))
+    frames, states = torch.rand(2, 2, 3, 96, 96), torch.rand(2, 2, 2) * 512
+    frame, _ = model.step(frames, states, torch.rand(2, 2) * 512)
+    torch.testing.assert_close(frame, frames[:, -1], rtol=0, atol=1e-5)  # grid_sample's rounding only
+    displacement = torch.zeros(2, 2, 96, 96)
+    displacement[:, 0], displacement[:, 1] = 2.0, -1.0  # every pixel takes the colour 2 px right, 1 px up
+    moved = model.resample(frames[:, -1], displacement)
+    torch.testing.assert_close(moved[:, :, 1:, :-2], frames[:, -1, :, :-1, 2:], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("warp", [False, True])
+def test_later_actions_never_change_earlier_frames(warp):
+    env = PixelImaginedEnv(trained_weights(PixelWorldModel(PixelWorldModelConfig(**TINY, warp=warp))))
     actions = np.random.default_rng(1).uniform(0, 512, (3, 6, 2)).astype(np.float32)
     env.reset(observations())
     _, first = env.step(actions)
@@ -191,6 +203,15 @@ def test_init_fine_tunes_from_a_release_and_refuses_another_kind_before_writing(
     assert (
         tuned.cfg == start.cfg
     )  # the architecture and the normalisation of the release, not the tiny preset's
+    # pixel.model.warp=true adds the displacement head to a release without one; the rest starts from its weights
+    assert main([*args, f"out={tmp_path / 'warp'}", f"init={tmp_path / 'start'}", "pixel.model.warp=true",
+                 "max_steps=1", "learning_rate=1e-9"]) == 0  # fmt: skip
+    warped = PixelImaginedEnv.from_checkpoint(tmp_path / "warp" / "release").model
+    assert warped.cfg.warp and {k for k in warped.state_dict()} - {k for k in start.state_dict()} == {
+        "displacement.weight",
+        "displacement.bias",
+    }
+    torch.testing.assert_close(warped.stem.weight, start.stem.weight, rtol=0, atol=1e-6)
     other = tmp_path / "not_pixel"
     other.mkdir()
     (other / "config.json").write_text('{"format": "something-else"}')
