@@ -107,7 +107,9 @@ class LerobotTrainConfig:
 
     def __post_init__(self) -> None:
         if self.policy_type not in POLICY_TYPES:
-            raise UsageError(f"policy_type must be one of {', '.join(POLICY_TYPES)}, got {self.policy_type!r}")
+            raise UsageError(
+                f"policy_type must be one of {', '.join(POLICY_TYPES)}, got {self.policy_type!r}"
+            )
         if self.size not in SIZES:
             raise UsageError(f"size must be one of {', '.join(SIZES)}, got {self.size!r}")
         for name in ("steps", "batch_size", "log_freq"):
