@@ -11,6 +11,19 @@ weights at their random initialisation. We load with ``strict=True``.
 ``LoadedPolicy`` bundles the policy with its processors so callers speak real units: observations as the env
 gives them (``observation.image`` float in [0, 1], ``observation.state`` in arena pixels) in, actions in arena
 pixels out.
+
+Two ways to ask for actions:
+
+- ``act`` / ``observe``: a rollout, exactly as lerobot's own evaluation loop (``lerobot_eval.rollout``: one
+  ``select_action`` per env step) would run it. ``act(observation)`` returns every action the policy has committed
+  to from that observation (the rest of its action queue: ``n_action_steps`` of Diffusion Policy or ACT, a single
+  action under ACT's temporal ensembling), so a world can execute them as one chunk; ``observe(observation)`` then
+  hands it the observation after each executed action but the last, which lerobot's ``select_action`` would have
+  seen (a Diffusion Policy stacks the last ``n_obs_steps`` of them; the action it pops must be the one executed, or
+  the call fails). Policies whose ``select_action`` is a plain queue over a chunk predicted from the current
+  observation alone (``dojo_pixel``, ACT without temporal ensembling) need no ``observe``
+  (``needs_every_observation`` is False) and ``act`` is ``predict_chunk``.
+- ``predict_chunk``: a proposal for a planner, which leaves the policy's state as it was.
 """
 
 from __future__ import annotations
@@ -20,7 +33,7 @@ import hashlib
 import io
 import json
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +57,10 @@ POSTPROCESSOR_FILE = f"{POLICY_POSTPROCESSOR_DEFAULT_NAME}.json"
 
 # lerobot policy types whose action chunks are samples (diffusion, flow matching), not point estimates.
 STOCHASTIC_TYPES = frozenset({"diffusion", "pi0", "pi05", "pi0_fast", "smolvla", "groot", "xvla", "wall_x"})
+# Types whose select_action (read in lerobot 0.4.4) queues the first n_action_steps of a chunk predicted from the
+# current observation alone, when n_obs_steps is 1 and there is no temporal ensembling: predicting that chunk at
+# the first step and executing it is the same rollout. Every other type is driven step by step (act / observe).
+PLAIN_CHUNK_TYPES = frozenset({"dojo_pixel", "act"})
 
 
 def _one_line(error: BaseException, limit: int = 240) -> str:
@@ -69,6 +86,7 @@ class LoadedPolicy:
     preprocessor: PolicyProcessorPipeline
     postprocessor: PolicyProcessorPipeline
     checkpoint_hash: str
+    _committed: deque[Tensor] = field(default_factory=deque, repr=False)  # queued actions act() handed out
 
     @property
     def config(self) -> PreTrainedConfig:
@@ -95,11 +113,60 @@ class LoadedPolicy:
         return float(getattr(self.config, "inference_noise_std", 0.0)) > 0
 
     @property
+    def needs_every_observation(self) -> bool:
+        """True when lerobot's ``select_action`` must see the observation after every action: the policy keeps an
+        observation history (``n_obs_steps`` > 1), ensembles overlapping chunks (ACT's ``temporal_ensemble_coeff``)
+        or is a type not known to be a plain chunk queue (``PLAIN_CHUNK_TYPES``)."""
+        config = self.config
+        plain = (
+            config.type in PLAIN_CHUNK_TYPES
+            and int(getattr(config, "n_obs_steps", 1)) == 1
+            and getattr(config, "temporal_ensemble_coeff", None) is None
+        )
+        return not plain
+
+    @property
     def device(self) -> torch.device:
         return next(self.policy.parameters()).device
 
     def reset(self) -> None:
+        """Start an episode: lerobot's ``reset`` (queues, ensembler) and nothing committed."""
         self.policy.reset()
+        self._committed = deque()
+
+    @torch.no_grad()
+    def act(self, observation: dict[str, Any]) -> Tensor:
+        """Env observation (B, ...) -> the actions committed from it (B, K, action_dim), env units, CPU; K >= 1.
+
+        The first is what lerobot's ``select_action`` returns for this observation, the others what it would
+        return, in order, for the next K - 1 observations (its queued actions); hand those observations to
+        ``observe`` before the next ``act``."""
+        if not self.needs_every_observation:
+            return self.predict_chunk(observation)
+        first = self._select(observation)  # (B, A), normalised
+        self._committed = deque(_queued_actions(self.policy))  # K - 1 x (B, A)
+        return self.postprocessor(torch.stack([first, *self._committed], dim=1))
+
+    @torch.no_grad()
+    def observe(self, observation: dict[str, Any]) -> None:
+        """The observation after an executed action that ``act`` committed to (all but the last of its chunk):
+        lerobot's ``select_action`` sees it (observation history), and pops the action that was executed."""
+        if not self.needs_every_observation:
+            return
+        if not self._committed:
+            raise DojoError(f"policy {self.name}: observe() without a committed action (call act() first)")
+        self._select(observation)
+
+    def _select(self, observation: dict[str, Any]) -> Tensor:
+        """lerobot's ``select_action`` on the env observation (normalised (B, A) out); when actions are committed
+        (a chunk cut short by the world), the one it pops must be the next of them, or the call fails."""
+        action = self.policy.select_action(self.preprocessor(dict(observation)))
+        if self._committed and not torch.equal(action, self._committed.popleft()):
+            raise DojoError(
+                f"policy {self.name} ({self.policy_type}): select_action did not return its queued action; "
+                "its action queue is not the one dojo-bench reads"
+            )
+        return action
 
     @torch.no_grad()
     def select_action(self, observation: dict[str, Any]) -> Tensor:
@@ -144,6 +211,16 @@ class LoadedPolicy:
         return torch.stack([first, *rest], dim=1)[:, : self.chunk_size]
 
 
+def _queued_actions(policy: PreTrainedPolicy) -> list[Tensor]:
+    """The actions a lerobot policy has queued for the next steps (each (B, A)), oldest first: ``_queues[ACTION]``
+    (diffusion, vqbet, ...) or ``_action_queue`` (act, pi0, ...); none under temporal ensembling."""
+    queues = getattr(policy, "_queues", None)
+    if isinstance(queues, dict) and ACTION in queues:
+        return list(queues[ACTION])
+    queue = getattr(policy, "_action_queue", None)
+    return list(queue) if queue is not None else []
+
+
 def checkpoint_hash(path: str | Path) -> str:
     """sha256 (hex) of a checkpoint's weights: ``model.safetensors`` inside a folder, or the file itself."""
     path = Path(path)
@@ -164,6 +241,41 @@ def check_action_dim(policy: LoadedPolicy | PreTrainedPolicy, expected: int) -> 
     if actual != expected:
         name = policy.name if isinstance(policy, LoadedPolicy) else config.type
         raise DojoError(f"policy {name} outputs {actual}-d actions but {expected}-d actions are expected")
+
+
+def _renamed(policy: LoadedPolicy, key: str) -> str:
+    """``key`` as the policy's preprocessor renames it (lerobot's ``rename_observations_processor``)."""
+    for step in getattr(policy.preprocessor, "steps", []):
+        rename_map = getattr(step, "rename_map", None)
+        if isinstance(rename_map, dict):
+            key = rename_map.get(key, key)
+    return key
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(str(int(d)) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def check_observation_features(policy: LoadedPolicy, given: dict[str, tuple[int, ...]], source: str) -> None:
+    """Refuse (one line) a policy whose inputs the observations do not hold: a key it reads that ``given`` lacks
+    (after its preprocessor's renames), or the same key with another shape.
+
+    ``given``: {key: shape} of the observation as the policy receives it (images (C, H, W)); ``source`` names it
+    in the message (e.g. "the dojo")."""
+    offered = {_renamed(policy, key): tuple(shape) for key, shape in given.items()}
+    described = ", ".join(f"{key} {_shape(shape)}" for key, shape in offered.items())
+    for key, feature in (policy.config.input_features or {}).items():
+        expected = tuple(int(d) for d in feature.shape)
+        if key not in offered:
+            raise DojoError(
+                f"policy {policy.name} ({policy.path}) reads {key} {_shape(expected)} but {source} gives "
+                f"{described}"
+            )
+        if offered[key] != expected:
+            raise DojoError(
+                f"policy {policy.name} ({policy.path}) reads {key} of shape {_shape(expected)} but {source} gives "
+                f"{key} of shape {_shape(offered[key])}"
+            )
 
 
 def _checkpoint_name(path: Path) -> str:
@@ -299,6 +411,7 @@ def save_pretrained_model(
 __all__ = [
     "LoadedPolicy",
     "check_action_dim",
+    "check_observation_features",
     "checkpoint_hash",
     "load_policy",
     "save_pretrained_model",

@@ -53,3 +53,36 @@ def tiny_evaluate_run(tmp_path_factory):
         return main(args), out, args
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_lerobot_checkpoints(tiny_robot_run, tmp_path_factory):
+    """{policy type: pretrained_model folder} of a tiny lerobot Diffusion Policy and a tiny ACT, each trained for 2
+    steps on the tiny robot data by lerobot's own trainer (``lerobot_train.train``), as ``lerobot-train`` writes
+    them (config, weights, processor files). A few seconds each."""
+    import torch
+
+    from policies.lerobot_train import LerobotTrainConfig, train
+
+    out, _, _ = tiny_robot_run
+    root = tmp_path_factory.mktemp("lerobot")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return {
+            policy_type: train(
+                LerobotTrainConfig(
+                    data=str(out / "train"),
+                    out=str(root / policy_type),
+                    policy_type=policy_type,
+                    size="tiny",
+                    steps=2,
+                    batch_size=4,
+                    log_freq=1,
+                ),  # fmt: skip
+                quiet=True,
+            )
+            for policy_type in ("diffusion", "act")
+        }
+    finally:
+        torch.set_num_threads(threads)

@@ -447,6 +447,86 @@ def executed_chunk_length(policy_chunk: int, world_multiple: int) -> int:
     return usable
 
 
+def needs_every_observation(policy: Any) -> bool:
+    """Whether the engine drives ``policy`` step by step (``act`` / ``observe``, policies.loading.LoadedPolicy)."""
+    return bool(getattr(policy, "needs_every_observation", False))
+
+
+def check_policy_fits_world(policy: Any, world_multiple: int, world_name: str = "the world") -> None:
+    """Refuse (one line) a step-by-step policy whose committed chunks a world cannot execute whole.
+
+    A policy that sees every observation commits ``chunk_size`` actions per prediction (one under temporal
+    ensembling); a world that steps ``world_multiple`` actions at a time can only run that exactly when it divides
+    the chunk. Plain chunk policies are cut to a multiple instead (``executed_chunk_length``)."""
+    chunk = int(policy.chunk_size)
+    if needs_every_observation(policy) and chunk % world_multiple:
+        what = (
+            "chooses every action from the latest observation" if chunk == 1 else f"commits {chunk} actions"
+        )
+        raise DojoError(
+            f"policy {policy.name} {what} (n_action_steps={chunk}) but {world_name} steps {world_multiple} "
+            f"actions at a time: its rollout cannot be run as lerobot runs it; use n_action_steps a multiple of "
+            f"{world_multiple} or a world model with 1-action steps"
+        )
+    executed_chunk_length(chunk, world_multiple)
+
+
+def step_observations(
+    observation: dict[str, np.ndarray], info: dict[str, Any], k: int
+) -> list[dict[str, np.ndarray]]:
+    """The world observation after each of the ``k`` actions of one ``step``: the intermediate ones from
+    ``info["frames"]`` (B, K, H, W, 3) and ``info["states"]`` (B, K, S), the last one ``observation``."""
+    if k == 1:
+        return [observation]
+    if "frames" not in info or "states" not in info:
+        raise DojoError(
+            f"a policy that sees every observation needs the world's frames and states after each action; "
+            f"this world steps {k} actions at a time without reporting them"
+        )
+    frames, states = np.asarray(info["frames"]), np.asarray(info["states"])
+    inner = [{OBS_IMAGE: frames[:, j], OBS_STATE: states[:, j]} for j in range(k - 1)]
+    return [*inner, observation]
+
+
+@dataclass
+class _Batch:
+    """The bookkeeping of one batch of episodes in ``run_episodes`` (all arrays (B,))."""
+
+    size: int
+    done: np.ndarray = field(init=False)
+    success: np.ndarray = field(init=False)
+    max_progress: np.ndarray = field(init=False)
+    steps: np.ndarray = field(init=False)
+    flags: list[list[str]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.done = np.zeros(self.size, dtype=bool)
+        self.success = np.zeros(self.size, dtype=bool)
+        self.max_progress = np.zeros(self.size, dtype=np.float64)
+        self.steps = np.zeros(self.size, dtype=np.int64)
+        self.flags = [[] for _ in range(self.size)]
+
+    def score(self, progress: np.ndarray, frame_success: np.ndarray, t: int, k: int, n: int) -> np.ndarray:
+        """Score the ``k`` frames of a step that started at step ``t`` (only the first ``n`` count: steps past
+        max_steps are executed but not scored); returns ``valid`` (B, k), the frames inside an episode."""
+        valid = np.zeros((self.size, k), dtype=bool)
+        for i in np.flatnonzero(~self.done):
+            p, s = progress[i, :n], frame_success[i, :n]
+            if not np.isfinite(p).all():
+                self.flags[i].append(FLAG_NONFINITE_PROGRESS)
+                self.done[i] = True
+                continue
+            hit = np.flatnonzero(s)
+            end = int(hit[0]) + 1 if hit.size else n
+            valid[i, :end] = True
+            self.max_progress[i] = max(self.max_progress[i], float(p[:end].max()))
+            self.steps[i] = t + end
+            if hit.size:
+                self.success[i] = True
+                self.done[i] = True
+        return valid
+
+
 def run_episodes(
     policy: ChunkPolicy | Callable[[], ChunkPolicy],
     world: World,
@@ -456,7 +536,13 @@ def run_episodes(
     recorder: StepRecorder | None = None,
 ) -> list[EpisodeRecord]:
     """Roll ``policy`` out in ``world`` from each seed's start, as one batch; one record per seed, in order.
-    ``recorder`` (optional) is called after every step (``StepRecorder``); it never changes the outcome."""
+    ``recorder`` (optional) is called after every step (``StepRecorder``); it never changes the outcome.
+
+    A plain chunk policy is asked ``predict_chunk`` and its chunk (cut to a multiple of the world's steps) runs in
+    one ``step``. A policy that needs every observation (``needs_every_observation``: lerobot's Diffusion Policy,
+    ACT with temporal ensembling, ...) is asked ``act`` for the actions it commits to; they run in steps of the
+    world's multiple, and the observation after each of them but the last goes to its ``observe``, so the policy
+    sees what lerobot's evaluation loop would have shown it."""
     policy = resolve_policy(policy)
     seeds = [int(s) for s in seeds]
     if not seeds:
@@ -469,69 +555,70 @@ def run_episodes(
             f"{world.action_dim}-d actions"
         )
     multiple = int(world.chunk_multiple)
+    stepwise = needs_every_observation(policy)
+    check_policy_fits_world(policy, multiple, f"the {world.name} world")
     usable = executed_chunk_length(int(policy.chunk_size), multiple)
+    choose = policy.act if stepwise else policy.predict_chunk
     b = len(seeds)
+    batch = _Batch(b)
+    done = batch.done
 
     policy.reset()
     observation = world.reset(seeds)
-    done = np.zeros(b, dtype=bool)
-    success = np.zeros(b, dtype=bool)
-    max_progress = np.zeros(b, dtype=np.float64)
-    steps = np.zeros(b, dtype=np.int64)
-    flags: list[list[str]] = [[] for _ in range(b)]
     t = 0
     while t < max_steps and not done.all():
-        chunk = to_numpy(policy.predict_chunk(to_policy_observation(observation))).astype(np.float32)
+        chunk = to_numpy(choose(to_policy_observation(observation))).astype(np.float32)
+        wanted = multiple if stepwise else usable
         if (
             chunk.ndim != 3
             or chunk.shape[0] != b
-            or chunk.shape[1] < usable
+            or chunk.shape[1] < wanted
             or chunk.shape[2] != world.action_dim
         ):
             raise DojoError(
-                f"policy {policy.name} returned actions of shape {chunk.shape}; expected ({b}, >= {usable}, "
+                f"policy {policy.name} returned actions of shape {chunk.shape}; expected ({b}, >= {wanted}, "
                 f"{world.action_dim})"
             )
+        committed = (chunk.shape[1] // multiple) * multiple if stepwise else usable
         remaining = max_steps - t
-        k = min(usable, -(-remaining // multiple) * multiple)  # whole world chunks covering what is left
+        k = min(committed, -(-remaining // multiple) * multiple)  # whole world chunks covering what is left
         chunk = chunk[:, :k].copy()
         nonfinite = ~np.isfinite(chunk).all(axis=(1, 2)) & ~done
         for i in np.flatnonzero(nonfinite):
-            flags[i].append(FLAG_NONFINITE_ACTION)
+            batch.flags[i].append(FLAG_NONFINITE_ACTION)
         done |= nonfinite
         if done.all():
             break
-        chunk[done] = _hold_actions(observation, done, k, world.action_dim)
-        observation, info = world.step(chunk, active=~done)
-        progress, frame_success = scorer.score(info)
-        n = min(k, remaining)  # steps beyond max_steps (world-chunk rounding) are executed but not scored
-        valid = np.zeros((b, k), dtype=bool)
-        for i in np.flatnonzero(~done):
-            p, s = progress[i, :n], frame_success[i, :n]
-            if not np.isfinite(p).all():
-                flags[i].append(FLAG_NONFINITE_PROGRESS)
-                done[i] = True
-                continue
-            hit = np.flatnonzero(s)
-            end = int(hit[0]) + 1 if hit.size else n
-            valid[i, :end] = True
-            max_progress[i] = max(max_progress[i], float(p[:end].max()))
-            steps[i] = t + end
-            if hit.size:
-                success[i] = True
-                done[i] = True
-        if recorder is not None:
-            recorder(seeds, t, info, np.asarray(progress), valid)
-        t += k
+        # the observation after each executed action (for the step-by-step policies)
+        seen: list[dict[str, np.ndarray]] = []
+        executed = 0
+        for piece in [multiple] * (k // multiple) if stepwise else [k]:
+            actions = chunk[:, executed : executed + piece].copy()
+            actions[done] = _hold_actions(observation, done, piece, world.action_dim)
+            observation, info = world.step(actions, active=~done)
+            progress, frame_success = scorer.score(info)
+            start = t + executed
+            valid = batch.score(progress, frame_success, start, piece, min(piece, max_steps - start))
+            if recorder is not None:
+                recorder(seeds, start, info, np.asarray(progress), valid)
+            if stepwise:
+                seen += step_observations(observation, info, piece)
+            executed += piece
+            if done.all():
+                break
+        t += executed
+        if not done.all():
+            for step_observation in seen[:-1]:
+                policy.observe(to_policy_observation(step_observation))
     return [
         EpisodeRecord(
             policy=str(policy.name),
             seed=seed,
             world=world.name,
-            success=bool(success[i] and not flags[i]),
-            max_progress=float(max_progress[i]),
-            steps=int(steps[i]),
-            flags=flags[i],
+            success=bool(batch.success[i] and not batch.flags[i]),
+            max_progress=float(batch.max_progress[i]),
+            steps=int(batch.steps[i]),
+            flags=batch.flags[i],
         )
         for i, seed in enumerate(seeds)
     ]

@@ -12,12 +12,14 @@ from typing import Any
 
 from dojo_bench.core.devices import resolve_device
 from dojo_bench.core.errors import DojoError, UsageError
+from dojo_bench.core.keys import OBS_IMAGE, OBS_STATE
 from dojo_bench.core.manifest import file_hashes
 from dojo_bench.core.run_dir import prepare_run_dir
 from dojo_bench.dojo.tasks import TaskSpec, get_task
+from dojo_bench.engine.rollout import check_policy_fits_world
 from dojo_bench.shipped import shipped_calibration
 from dojo_bench.value.value_model import load_value_model
-from policies.loading import check_action_dim, load_policy
+from policies.loading import check_action_dim, check_observation_features, load_policy
 from world_model.checkpoint import CheckpointError
 from world_model.imagined_env import ImaginedEnv
 from world_model.pixel_env import PixelImaginedEnv, is_pixel_release
@@ -157,6 +159,13 @@ def success_threshold(
     return task.success_threshold, "the task threshold"
 
 
+def observation_features(env) -> dict[str, tuple[int, ...]]:
+    """{key: shape} of what a policy is shown, in both worlds (the imagined env speaks the real one's keys):
+    ``observation.image`` (3, H, W) float in [0, 1], ``observation.state`` (S,)."""
+    size = int(env.image_size)
+    return {OBS_IMAGE: (3, size, size), OBS_STATE: (int(getattr(env, "state_dim", 2)),)}
+
+
 def load_inputs(cfg, policies: list[str], world_model: str, value_model: str, device: str):
     """(loaded policies by label, imagined env, value model); every problem is one DojoError line."""
     env = (
@@ -177,6 +186,8 @@ def load_inputs(cfg, policies: list[str], world_model: str, value_model: str, de
                 f"policy {label} ({path}) outputs {policy.action_dim}-d actions but the world model "
                 f"{world_model} takes {env.action_dim}-d actions"
             ) from None
+        check_observation_features(policy, observation_features(env), "the dojo")
+        check_policy_fits_world(policy, int(env.chunk_size), f"the world model {world_model}")
         loaded[label] = policy
     return loaded, env, value
 
