@@ -16,6 +16,10 @@ it makes late in an episode. Validation always unrolls the whole clip.
 Loss per step: L1 on the frame, with pixels that change between the two real frames weighted ``moving_weight``
 times more (the white background would dominate otherwise), plus ``state_loss_weight`` times the squared state
 error in units of one step's typical change.
+
+Stochastic models (``sampling_steps >= 1``) learn to denoise instead: each step's true change is noised to a random
+level and the loss is the same weighted error, squared, of the clean frame they estimate in one pass. When training
+on their own predictions, the next context frame is a full sample (no gradient), as in imagination.
 """
 
 from __future__ import annotations
@@ -95,18 +99,26 @@ def unroll_losses(
             context_states = torch.cat([context_states[:, 1:], state[:, None]], 1)
     if not own_predictions:
         context, context_states = frames[:, skip : skip + n], states[:, skip : skip + n]
+    stochastic = model.cfg.stochastic
     frame_loss = state_loss = copy_loss = state_error = 0.0
     for k in range(skip, skip + steps):
         t = n - 1 + k  # the newest context frame
-        frame, state = model.step(context, context_states, actions[:, t])
         target, current = frames[:, t + 1], frames[:, t]
+        if stochastic:
+            frame, state = denoised_step(model, context, context_states, actions[:, t], target)
+        else:
+            frame, state = model.step(context, context_states, actions[:, t])
         moving = ((target - current).abs().sum(1, keepdim=True) > moving_threshold).float()  # (B, 1, H, W)
         weight = 1 + moving_weight * moving
-        frame_loss = frame_loss + (weight * (frame - target).abs()).mean()
-        copy_loss = copy_loss + (weight * (current - target).abs()).mean().detach()
+        power = 2 if stochastic else 1  # a denoiser's estimate is the mean (squared error); one pass: L1
+        frame_loss = frame_loss + (weight * (frame - target).abs().pow(power)).mean()
+        copy_loss = copy_loss + (weight * (current - target).abs().pow(power)).mean().detach()
         state_loss = state_loss + ((state - states[:, t + 1]) / model.cfg.delta_scale).square().mean()
         state_error = state_error + (state - states[:, t + 1]).norm(dim=-1).mean().detach()
         if own_predictions:
+            if stochastic:  # the next context frame is a sample, as in imagination (no gradient through it)
+                with torch.no_grad():
+                    frame, _ = model.step(context, context_states, actions[:, t])
             context = torch.cat([context[:, 1:], frame[:, None]], 1)
             context_states = torch.cat([context_states[:, 1:], state[:, None]], 1)
         else:
@@ -117,6 +129,22 @@ def unroll_losses(
         "copy_last": copy_loss / steps,
         "state_error": state_error / steps,
     }
+
+
+def denoised_step(
+    model: PixelWorldModel, context: Tensor, context_states: Tensor, action: Tensor, target: Tensor
+) -> tuple[Tensor, Tensor]:
+    """A stochastic model's training step: the change from the newest context frame to ``target`` (B, 3, H, W) is
+    noised to a level t ~ U(0, 1) per sample (x_t = t * noise + (1 - t) * change) and denoised in one pass.
+    Returns (the clean frame it estimates (B, 3, H, W) in [0, 1], the next state (B, S))."""
+    newest = context[:, -1]
+    inputs = model.conditioning_inputs(context_states, action)
+    level = torch.rand(newest.shape[0], device=newest.device)  # (B,)
+    t = level[:, None, None, None]
+    noisy = t * torch.randn_like(newest) + (1 - t) * (target - newest)
+    image = model.context_inputs(context, context_states, action)
+    frame = model.predict_change(image, newest, inputs, noisy, level).clamp(0, 1)
+    return frame, model.next_state(inputs, context_states[:, -1])
 
 
 class LitPixelWorldModel(L.LightningModule):
@@ -170,4 +198,4 @@ class LitPixelWorldModel(L.LightningModule):
         return save_world_model(directory, pixel=self.model, extra=extra)
 
 
-__all__ = ["LitPixelWorldModel", "LitPixelWorldModelConfig", "unroll_losses"]
+__all__ = ["LitPixelWorldModel", "LitPixelWorldModelConfig", "denoised_step", "unroll_losses"]

@@ -6,8 +6,10 @@
 
 Observations and ``info`` follow ``ImaginedEnv``: ``observation.image`` (B, 96, 96, 3) uint8 and
 ``observation.state`` (B, S) float32 as numpy; ``info["frames"]`` (B, K, H, W, 3) uint8 and ``info["states"]``
-(B, K, S). The model predicts one frame per action in one deterministic pass, so ``chunk_size`` is 1 and a rollout
-is a pure function of (checkpoint, observations, actions); ``seed`` is accepted for the common interface.
+(B, K, S). The model predicts one frame per action, so ``chunk_size`` is 1. With one deterministic pass per frame a
+rollout is a pure function of (checkpoint, observations, actions) and ``seed`` is accepted for the common
+interface; a stochastic model (``sampling_steps >= 1``) draws its noise from a generator seeded by ``seed`` at
+every ``reset``, so the rollout is a pure function of those and the seed.
 
 Context: the last ``num_context_frames`` frames and states, kept in float as the model predicted them (the
 unrolled training saw its own float predictions); ``reset`` repeats the one observed frame (no motion yet).
@@ -31,7 +33,7 @@ from world_model.pixel_model import PixelWorldModel
 
 @dataclass
 class OnePassConfig:
-    """What the run records as its sampler: one deterministic pass per frame."""
+    """What the run records as its sampler: one deterministic pass per frame, or the stochastic model's steps."""
 
     method: str = "one_pass"
     num_steps: int = 1
@@ -50,9 +52,12 @@ class PixelImaginedEnv:
     def __init__(self, model: PixelWorldModel, *, device: torch.device | str = "cpu", seed: int = 0) -> None:
         self.model = model.to(device).eval()
         self.device = torch.device(device)
-        self.sampler = OnePass()
-        self.seed = seed
         cfg = model.cfg
+        self.sampler = OnePass(
+            OnePassConfig("few_step_flow", cfg.sampling_steps) if cfg.stochastic else OnePassConfig()
+        )
+        self.seed = seed
+        self._generator = torch.Generator(self.device)
         self.num_context_frames = cfg.num_context_frames
         self.image_size = cfg.image_size
         self.action_dim = cfg.action_dim
@@ -99,6 +104,7 @@ class PixelImaginedEnv:
         self._frames = frames[:, None].expand(-1, n, -1, -1, -1).contiguous()  # (B, n, 3, H, W)
         self._states = states.to(self.device)[:, None].expand(-1, n, -1).contiguous()  # (B, n, S)
         self.num_steps = 0
+        self._generator.manual_seed(self.seed)
         return self._observation(self._frames[:, -1], self._states[:, -1])
 
     @torch.no_grad()
@@ -119,7 +125,7 @@ class PixelImaginedEnv:
             )
         frames, states = [], []
         for k in range(actions.shape[1]):
-            frame, state = self.model.step(self._frames, self._states, actions[:, k])
+            frame, state = self.model.step(self._frames, self._states, actions[:, k], self._generator)
             self._frames = torch.cat([self._frames[:, 1:], frame[:, None]], 1)
             self._states = torch.cat([self._states[:, 1:], state[:, None]], 1)
             frames.append(frame)

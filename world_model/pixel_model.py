@@ -29,6 +29,14 @@ Moving objects, two ways to draw them:
   motion then moves a rigid object by an average amount and keeps it whole. The displacement head starts at zero,
   so a model with it still starts as copy-last, and it can be added to a trained model when fine-tuning.
 
+One pass or a few sampling steps (``sampling_steps``):
+- ``0`` (regression): one deterministic pass predicts the change; cheapest, but its prediction is the average of
+  the outcomes it cannot tell apart, and averages blur.
+- ``N >= 1`` (a flow-matching denoiser, as DIAMOND's few-step sampler): the U-Net also sees a noisy version of the
+  change and the noise level t (rectified flow, t = 1 noise, t = 0 data) and predicts the clean change; the step
+  starts from Gaussian noise and takes N deterministic (DDIM-like) steps down to t = 0, so a frame is one sharp
+  outcome instead of their average. N passes per frame.
+
 Shapes in comments: B batch, n context frames, H = W = image_size, u = unshuffle.
 """
 
@@ -58,6 +66,7 @@ class PixelWorldModelConfig:
     arena_size: float = 512.0  # action/state coordinates [0, arena_size) map onto the image (action_maps)
     blob_sigma: float = 1.5  # blob width in image pixels
     warp: bool = False  # also predict a per-pixel displacement and resample the newest frame with it
+    sampling_steps: int = 0  # 0: one deterministic pass; N >= 1: a denoiser of the change, sampled in N steps
     # Normalisation, set from the training data: relative action (action - state), state, one step's change.
     action_offset: float = 0.0
     action_scale: float = 1.0
@@ -71,6 +80,10 @@ class PixelWorldModelConfig:
             raise ValueError(f"num_context_frames must be >= 1, got {self.num_context_frames}")
         if not self.channels or any(c < 8 or c % 8 for c in self.channels):
             raise ValueError(f"channels must be multiples of 8 (group norm), got {self.channels}")
+        if self.sampling_steps < 0:
+            raise ValueError(
+                f"sampling_steps must be >= 0 (0: one deterministic pass), got {self.sampling_steps}"
+            )
         if self.unshuffle < 1:
             raise ValueError(f"unshuffle must be >= 1, got {self.unshuffle}")
         side = self.unshuffle * 2 ** (len(self.channels) - 1)
@@ -84,9 +97,13 @@ class PixelWorldModelConfig:
             raise ValueError("scales, arena_size and blob_sigma must be positive")
 
     @property
+    def stochastic(self) -> bool:
+        return self.sampling_steps > 0
+
+    @property
     def in_channels(self) -> int:
-        """Channels before unshuffling: n RGB frames, plus two blob maps with action_maps."""
-        return 3 * self.num_context_frames + (2 if self.action_maps else 0)
+        """Channels before unshuffling: n RGB frames, two blob maps with action_maps, the noisy change if sampled."""
+        return 3 * self.num_context_frames + (2 if self.action_maps else 0) + (3 if self.stochastic else 0)
 
     @property
     def cond_inputs(self) -> int:
@@ -144,7 +161,10 @@ class PixelWorldModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         u, ch, d = cfg.unshuffle, cfg.channels, cfg.cond_dim
-        self.cond = nn.Sequential(nn.Linear(cfg.cond_inputs, d), nn.SiLU(), nn.Linear(d, d), nn.SiLU())
+        time_input = 1 if cfg.stochastic else 0  # the noise level t joins the conditioning vector
+        self.cond = nn.Sequential(
+            nn.Linear(cfg.cond_inputs + time_input, d), nn.SiLU(), nn.Linear(d, d), nn.SiLU()
+        )
         self.stem = nn.Conv2d(cfg.in_channels * u * u, ch[0], 1)  # per cell: mixes the cell's pixels
         self.down = nn.ModuleList(ResBlock(ch[max(i - 1, 0)], c, d) for i, c in enumerate(ch))
         self.downsample = nn.ModuleList(nn.Conv2d(c, c, 3, stride=2, padding=1) for c in ch[:-1])
@@ -197,16 +217,35 @@ class PixelWorldModel(nn.Module):
         grid = (where * (2.0 / self.cfg.image_size) - 1).permute(0, 2, 3, 1)  # (B, H, W, 2) in [-1, 1]
         return F.grid_sample(frame, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
-    def step(self, frames: Tensor, states: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
-        """One step: frames (B, n, 3, H, W) in [0, 1], states (B, n, S), action (B, A) ->
-        (next frame (B, 3, H, W) in [0, 1], next state (B, S))."""
-        c = self.cfg
-        inputs = self.conditioning_inputs(states, action)  # (B, A + 2S)
-        cond = self.cond(inputs)
+    def context_inputs(self, frames: Tensor, states: Tensor, action: Tensor) -> Tensor:
+        """frames (B, n, 3, H, W) in [0, 1], states (B, n, S), action (B, A) -> (B, 3n [+ 2], H, W): the U-Net's
+        image input before the noisy change (the blobs of the action target and the agent with action_maps)."""
         x = rearrange(frames, "b n c h w -> b (n c) h w")
-        if c.action_maps:
+        if self.cfg.action_maps:
             x = torch.cat([x, self.blobs(torch.stack([action, states[:, -1]], 1))], 1)
-        h = self.stem(F.pixel_unshuffle(x * 2 - 1, c.unshuffle))  # (B, ch0, H/u, W/u)
+        return x
+
+    def predict_change(
+        self,
+        image: Tensor,
+        newest: Tensor,
+        inputs: Tensor,
+        noisy: Tensor | None = None,
+        t: Tensor | None = None,
+    ) -> Tensor:
+        """One U-Net pass -> the predicted next frame (B, 3, H, W) in [0, 1], before clamping it is newest + change.
+
+        image: ``context_inputs`` (B, C, H, W); newest: the newest frame (B, 3, H, W); inputs: the conditioning
+        vector (B, A + 2S). Stochastic models also take the noisy change (B, 3, H, W) and its noise level t (B,)
+        and predict the clean change."""
+        c = self.cfg
+        if c.stochastic:
+            if noisy is None or t is None:
+                raise ValueError("a stochastic model needs the noisy change and its noise level t")
+            image = torch.cat([image, noisy], 1)
+            inputs = torch.cat([inputs, t[:, None]], 1)
+        cond = self.cond(inputs)
+        h = self.stem(F.pixel_unshuffle(image * 2 - 1, c.unshuffle))  # (B, ch0, H/u, W/u)
         skips = []
         for i, block in enumerate(self.down):
             h = block(h, cond)
@@ -219,12 +258,36 @@ class PixelWorldModel(nn.Module):
             h = self.up[i](torch.cat([h, skips[i]], 1), cond)
         h = F.silu(self.out_norm(h))  # (B, ch0, H/u, W/u)
         change = F.pixel_shuffle(self.out(h), c.unshuffle)  # (B, 3, H, W)
-        newest = frames[:, -1]
         if c.warp:
             newest = self.resample(newest, F.pixel_shuffle(self.displacement(h), c.unshuffle))
-        frame = (newest + change).clamp(0, 1)
-        state = states[:, -1] + self.state_head(inputs) * c.delta_scale
-        return frame, state
+        return newest + change
+
+    def next_state(self, inputs: Tensor, newest_state: Tensor) -> Tensor:
+        """The state head: conditioning vector (B, A + 2S) and newest state (B, S) -> next state (B, S)."""
+        return newest_state + self.state_head(inputs) * self.cfg.delta_scale
+
+    def step(
+        self, frames: Tensor, states: Tensor, action: Tensor, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """One step: frames (B, n, 3, H, W) in [0, 1], states (B, n, S), action (B, A) ->
+        (next frame (B, 3, H, W) in [0, 1], next state (B, S)). Stochastic models draw their starting noise from
+        ``generator`` (torch's global one if None)."""
+        c = self.cfg
+        inputs = self.conditioning_inputs(states, action)  # (B, A + 2S)
+        image, newest = self.context_inputs(frames, states, action), frames[:, -1]
+        if not c.stochastic:
+            frame = self.predict_change(image, newest, inputs)
+        else:
+            b = frames.shape[0]
+            noisy = torch.randn(newest.shape, generator=generator, device=newest.device, dtype=newest.dtype)
+            times = torch.linspace(1.0, 0.0, c.sampling_steps + 1).tolist()
+            for t, t_next in zip(times[:-1], times[1:], strict=True):
+                level = torch.full((b,), t, device=newest.device, dtype=newest.dtype)
+                clean = self.predict_change(image, newest, inputs, noisy, level) - newest  # (B, 3, H, W)
+                noise = (noisy - (1 - t) * clean) / t  # the noise this estimate implies
+                noisy = t_next * noise + (1 - t_next) * clean
+            frame = newest + noisy
+        return frame.clamp(0, 1), self.next_state(inputs, states[:, -1])
 
 
 __all__ = ["PixelWorldModel", "PixelWorldModelConfig"]

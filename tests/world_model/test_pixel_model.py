@@ -50,9 +50,9 @@ def test_an_untrained_warping_model_copies_the_last_frame_and_its_resampling_mov
     torch.testing.assert_close(moved[:, :, 1:, :-2], frames[:, -1, :, :-1, 2:], rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("warp", [False, True])
-def test_later_actions_never_change_earlier_frames(warp):
-    env = PixelImaginedEnv(trained_weights(PixelWorldModel(PixelWorldModelConfig(**TINY, warp=warp))))
+@pytest.mark.parametrize("variant", [{}, {"warp": True}, {"sampling_steps": 2}])
+def test_later_actions_never_change_earlier_frames(variant):
+    env = PixelImaginedEnv(trained_weights(PixelWorldModel(PixelWorldModelConfig(**TINY, **variant))))
     actions = np.random.default_rng(1).uniform(0, 512, (3, 6, 2)).astype(np.float32)
     env.reset(observations())
     _, first = env.step(actions)
@@ -63,6 +63,22 @@ def test_later_actions_never_change_earlier_frames(warp):
     assert np.array_equal(first["frames"][:, :4], second["frames"][:, :4])
     assert np.array_equal(first["states"][:, :4], second["states"][:, :4])
     assert not np.array_equal(first["frames"][:, 4:], second["frames"][:, 4:])
+
+
+def test_a_stochastic_model_samples_by_its_seed_and_trains_through_its_denoiser():
+    env = PixelImaginedEnv(trained_weights(PixelWorldModel(PixelWorldModelConfig(**TINY, sampling_steps=2))))
+    actions = np.full((3, 4, 2), 250, np.float32)
+    runs = []
+    for seed in (0, 0, 1):
+        env.reset(observations(), seed=seed)
+        runs.append(env.step(actions)[1]["frames"])
+    assert np.array_equal(runs[0], runs[1]) and not np.array_equal(runs[0], runs[2])
+    assert env.sampler.cfg.method == "few_step_flow" and env.sampler.cfg.num_steps == 2
+    clip = {OBS_IMAGE: torch.randint(0, 256, (2, 5, 3, 96, 96), dtype=torch.uint8),
+            OBS_STATE: torch.rand(2, 5, 2) * 512, ACTION: torch.rand(2, 5, 2) * 512}  # fmt: skip
+    losses = unroll_losses(env.model, clip, own_predictions=True, moving_weight=10, moving_threshold=0.1)
+    losses["frame"].backward()
+    assert env.model.stem.weight.grad.abs().sum() > 0 and torch.isfinite(losses["frame"])
 
 
 def test_checkpoint_round_trip_is_exact(tmp_path):
@@ -100,6 +116,7 @@ def test_load_env_refuses_sampler_settings_for_the_pixel_model(tmp_path):
         ({"action_dim": 3}, "action_dim = state_dim = 2"),
         ({"num_context_frames": 0}, "num_context_frames"),
         ({"delta_scale": 0.0}, "positive"),
+        ({"sampling_steps": -1}, "sampling_steps"),
     ],
 )
 def test_bad_configs_are_refused(settings, message):
