@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from dojo_bench.core.checks import check_int
 from dojo_bench.core.devices import check_device, resolve_device
 from dojo_bench.core.errors import DojoError, UsageError
 from dojo_bench.core.keys import GT_PROGRESS, GT_SUCCESS, OBS_IMAGE, OBS_STATE
@@ -71,8 +72,8 @@ class CalibrateConfig:
             )
         check_device(self.device)
         for name in ("episodes", "batch_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise UsageError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+            check_int(name, getattr(self, name))
+        check_int("seed", self.seed, minimum=0)
         get_task(self.task)  # one line for an unknown task
 
 
