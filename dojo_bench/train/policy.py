@@ -83,6 +83,7 @@ class BCDataset:
         label_stride: int = 1,
     ):
         self.chunk_size = chunk_size
+        self.roots = [str(r) for r in roots]
         self.frames, self.samples, self.states, self.actions, self.bounds = [], [], [], [], []
         self.episodes: list[tuple[str, int]] = []
         left = max_episodes
@@ -164,10 +165,9 @@ def save_steps_of(cfg: TrainConfig) -> list[int]:
     return steps
 
 
-def run_policy_stage(cfg: TrainConfig, run, train_roots, validation_roots, callbacks=None) -> dict[str, Any]:
-    out = run.path
-    accelerator, precision = resolve_accelerator(cfg.device)
-    device = "cuda" if accelerator == "gpu" else "cpu"
+def policy_inputs(cfg: TrainConfig, train_roots, validation_roots):
+    """(the policy's settings, its behaviour-cloning samples): the datasets read and their frames decoded (into
+    the user cache), so damaged data is one line before out is written."""
     settings = dict(cfg.policy)
     if "channels" in settings:
         settings["channels"] = tuple(int(c) for c in settings["channels"])
@@ -179,6 +179,15 @@ def run_policy_stage(cfg: TrainConfig, run, train_roots, validation_roots, callb
     dataset = BCDataset(
         train_roots, cfg.policy_episodes, cfg.max_episodes, chunk_size, cfg.cache_dir, cfg.label_stride
     )
+    return settings, dataset
+
+
+def run_policy_stage(cfg: TrainConfig, run, inputs, callbacks=None) -> dict[str, Any]:
+    """Train the policy on ``inputs`` (``policy_inputs``) into ``run``'s out dir."""
+    out = run.path
+    accelerator, precision = resolve_accelerator(cfg.device)
+    device = "cuda" if accelerator == "gpu" else "cpu"
+    settings, dataset = inputs
     torch.manual_seed(cfg.seed)
     try:
         policy, preprocessor, postprocessor = make_pixel_policy(dataset.stats(), device=device, **settings)
@@ -236,7 +245,7 @@ def run_policy_stage(cfg: TrainConfig, run, train_roots, validation_roots, callb
     provenance = {
         "stage": "policy",
         "steps": step,
-        "data": train_roots,
+        "data": dataset.roots,
         "policy_episodes": cfg.policy_episodes,
         "episodes": len(dataset.episodes),
         "seed": cfg.seed,

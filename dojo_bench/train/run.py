@@ -30,12 +30,18 @@ from dojo_bench.train.config import CHECKPOINT_DIR, FRAME_STAGES, RELEASE_DIR, T
 from dojo_bench.train.fit import fit_module, resolve_accelerator
 from dojo_bench.train.inputs import make_datamodule, resolve_data
 from dojo_bench.train.pixel_world_model import build_pixel_module, load_pixel_release
-from dojo_bench.train.policy import check_policy_episodes, run_policy_stage
+from dojo_bench.train.policy import check_policy_episodes, policy_inputs, run_policy_stage
 from dojo_bench.train.tokenizer import build_tokenizer_module, load_tokenizer
-from dojo_bench.train.value_model import run_value_model_stage
+from dojo_bench.train.value_model import run_value_model_stage, value_model_inputs
 from dojo_bench.train.world_model import build_world_model_module
 from world_model.checkpoint import save_world_model
 from world_model.compile import maybe_compile
+
+# The single-frame stages: (read their datasets, before out is written; train on what was read).
+FRAME_STAGE = {
+    "value_model": (value_model_inputs, run_value_model_stage),
+    "policy": (policy_inputs, run_policy_stage),
+}
 
 
 def run_train(cfg: TrainConfig, overwrite: bool = False, callbacks: list | None = None) -> dict[str, Any]:
@@ -53,6 +59,8 @@ def run_train(cfg: TrainConfig, overwrite: bool = False, callbacks: list | None 
         train_roots, validation_roots = resolve_data(cfg, Path(cfg.out))
     if given_data and cfg.stage == "policy":
         check_policy_episodes(cfg, train_roots)
+    if given_data and cfg.stage in FRAME_STAGES:
+        frame_inputs = FRAME_STAGE[cfg.stage][0](cfg, train_roots, validation_roots)
     if given_data and cfg.stage not in FRAME_STAGES:
         datamodule = make_datamodule(cfg, train_roots, validation_roots, tokenizer)
         if cfg.init:
@@ -63,8 +71,10 @@ def run_train(cfg: TrainConfig, overwrite: bool = False, callbacks: list | None 
     if not given_data:
         train_roots, validation_roots = resolve_data(cfg, out)  # size=tiny: records out/data
     if cfg.stage in FRAME_STAGES:
-        stage = run_value_model_stage if cfg.stage == "value_model" else run_policy_stage
-        summary = stage(cfg, run, train_roots, validation_roots, callbacks)
+        read, train = FRAME_STAGE[cfg.stage]
+        if not given_data:
+            frame_inputs = read(cfg, train_roots, validation_roots)
+        summary = train(cfg, run, frame_inputs, callbacks)
         run.finish(summary)
         return summary
     if cfg.stage == "world_model" and tokenizer is None:
