@@ -67,7 +67,18 @@ POSITIONAL_KEY: dict[str, str | tuple[str, ...]] = {
 
 
 def compose(verb: str, overrides: list[str]):
-    """The verb's config with ``overrides`` applied; usage errors in one line."""
+    """The verb's config with ``overrides`` applied; usage errors in one line. A key added with Hydra's ``+key=``
+    that the verb does not have is refused like any unknown key (nested ones are checked by the typed configs)."""
+    cfg = _compose(verb, overrides)
+    added = {o.lstrip("+").split("=", 1)[0].split(".")[0] for o in overrides if o.startswith("+")}
+    if added:
+        known = _compose(verb, [o for o in overrides if not o.startswith("+")])
+        for key in sorted(added - set(known)):
+            raise UsageError(f"unknown key {key!r} for `dojo-bench {verb}` (see `dojo-bench {verb} --help`)")
+    return cfg
+
+
+def _compose(verb: str, overrides: list[str]) -> dict[str, Any]:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(
@@ -498,6 +509,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"dojo-bench {verb}: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except OSError as error:  # a file that cannot be read or written (a device, permissions, a full disk)
+        where = f" {error.filename}" if error.filename else ""
+        print(
+            f"dojo-bench {verb}: error: cannot read or write{where}: {error.strerror or error}",
+            file=sys.stderr,
+        )
+        return 1
     print(line)
     return 0
 
