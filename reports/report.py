@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from dojo_bench.core.errors import DojoError, UsageError
-from dojo_bench.core.files import atomic_write_text, read_input_text
+from dojo_bench.core.files import atomic_write_text, read_input_parquet, read_input_text
 from dojo_bench.core.metrics import wilson_interval
 from dojo_bench.core.run_dir import RUN_FILE, prepare_run_dir
 from dojo_bench.engine.media import CURVES_FILE, media_path, policy_slug
@@ -112,8 +112,8 @@ def read_run(path: str | Path) -> StoredRun:
             f"{summary_file} is not the summary of an evaluate or plan run (no agreement or planning block, or no "
             "policies): nothing to report on"
         )
-    episodes = pd.read_parquet(path / EPISODES_FILE) if (path / EPISODES_FILE).is_file() else None
-    curves = pd.read_parquet(path / CURVES_FILE) if (path / CURVES_FILE).is_file() else None
+    episodes = read_input_parquet(path / EPISODES_FILE) if (path / EPISODES_FILE).is_file() else None
+    curves = read_input_parquet(path / CURVES_FILE) if (path / CURVES_FILE).is_file() else None
     verb, status = read_status(path)
     return StoredRun(path, summary, episodes, curves, verb, status)
 

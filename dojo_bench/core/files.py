@@ -4,10 +4,12 @@ cannot be read."""
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from dojo_bench.core.errors import DojoError
 
@@ -39,3 +41,25 @@ def read_input_text(path: str | Path) -> str:
     except (OSError, UnicodeDecodeError) as error:
         reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
         raise DojoError(f"{path} cannot be read: {reason}") from None
+
+
+def read_input_json(path: str | Path) -> Any:
+    """The JSON of a file the user handed in (a dataset's metadata, a run's record); one DojoError line naming the
+    file when it cannot be read or parsed."""
+    try:
+        return json.loads(read_input_text(path))
+    except json.JSONDecodeError as error:
+        raise DojoError(f"{path} is not valid JSON ({error.msg} at line {error.lineno}): damaged?") from None
+
+
+def read_input_parquet(path: str | Path, columns: list[str] | None = None):
+    """A parquet table the user handed in (a dataset's frames or episodes, a run's results) as a DataFrame; one
+    DojoError line naming the file when it cannot be read (a damaged file, a missing column)."""
+    import pandas as pd  # only the readers of tables pay for pandas
+    import pyarrow as pa
+
+    try:
+        return pd.read_parquet(path, columns=columns)
+    except (pa.ArrowException, OSError, KeyError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DojoError(f"{path} cannot be read as a parquet table ({reason[:160]}): damaged?") from None

@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from dojo_bench.core.errors import DojoError, UsageError
+from dojo_bench.core.files import read_input_json
 from dojo_bench.core.keys import (
     ACTION,
     DOJO_META_FILE,
@@ -52,7 +53,7 @@ def _policy_index(root: Path, name: str) -> int | None:
         raise DojoError(
             f"{root} has no {DOJO_META_FILE}: cannot tell {name} episodes apart (use policy_episodes=all)"
         )
-    policies = json.loads(meta.read_text()).get("policies", [])
+    policies = read_input_json(meta).get("policies", [])
     if name not in policies:
         raise UsageError(
             f"policy_episodes={name!r} is not a policy of {root} (its policies: {', '.join(policies)}, all)"
