@@ -181,18 +181,26 @@ def value_model_agreement(
     }
 
 
-def evaluate_dataset(env, root: Path, cfg: WmEvalConfig, progress=None, value=None) -> dict[str, Any]:
-    """Roll ``cfg.episodes`` episodes of ``root`` in ``env``; returns {root, episodes, frames, horizons: table},
-    plus ``value_model`` (``value_model_agreement``) when a value model is given."""
+def open_clips(root: Path, env, cache_dir: str | None) -> ClipDataset:
+    """``root``'s frames, actions and states as ``env`` rolls them (one context frame, then action chunks),
+    decoded into the frame cache: opened before out is written, so damaged data is one line and no run."""
     c = env.chunk_size
     data_cfg = ClipDataConfig(
         train_roots=[str(root)],
         clip_length=1 + c,
         temporal_compression=c,
         image_size=env.image_size,
-        cache_dir=cfg.cache_dir,
+        cache_dir=cache_dir,
     )
-    dataset = ClipDataset(root, data_cfg)  # decodes (or finds) the frame cache
+    return ClipDataset(root, data_cfg)
+
+
+def evaluate_dataset(
+    env, root: Path, dataset: ClipDataset, cfg: WmEvalConfig, progress=None, value=None
+) -> dict[str, Any]:
+    """Roll ``cfg.episodes`` episodes of ``root`` (opened by ``open_clips``) in ``env``; returns {root, episodes,
+    frames, horizons: table}, plus ``value_model`` (``value_model_agreement``) when a value model is given."""
+    c = env.chunk_size
     length = frames_to_predict(cfg.horizons, c)  # predicted frames per episode, whole chunks
     bounds = [(a, b) for a, b in dataset.episode_bounds if b - a >= 1 + length]
     if not bounds:
@@ -255,16 +263,20 @@ def run_wm_eval(
     """
     device = resolve_device(cfg.device)
     # Check what the user handed in before anything is written to out (a bad input leaves no half-made run).
-    env = roots = value = None
+    env = value = None
+    datasets: dict[Path, ClipDataset] = {}
+
+    def open_all(roots: list[Path], release) -> None:
+        for root in roots:
+            check_dataset(root, env, release)
+            check_horizons(root, env.chunk_size, cfg.horizons)
+            datasets[root] = open_clips(root, env, cfg.cache_dir)
+
     if cfg.value_model is not None:
         value = load_value_model(cfg.value_model, device)
     if cfg.release is not None:
         env = load_env(cfg.release, device, cfg.sampler, cfg.seed)
-        if cfg.data is not None:
-            roots = find_eval_datasets(cfg.data)
-            for root in roots:
-                check_dataset(root, env, cfg.release)
-                check_horizons(root, env.chunk_size, cfg.horizons)
+        open_all(find_eval_datasets(cfg.data), cfg.release)
     run = prepare_run_dir(cfg.out, "wm-eval", asdict(cfg), overwrite)
     out = run.path
     release = cfg.release
@@ -273,19 +285,14 @@ def run_wm_eval(
             raise UsageError("release=DIR is required")
         release, tiny_data = tiny_model(out)
         env = load_env(release, device, cfg.sampler, cfg.seed)
-        roots = find_eval_datasets(cfg.data if cfg.data is not None else tiny_data)
-        for root in roots:
-            check_dataset(root, env, release)
-            check_horizons(root, env.chunk_size, cfg.horizons)
-    elif roots is None:
-        roots = find_eval_datasets(cfg.data)
+        open_all(find_eval_datasets(cfg.data if cfg.data is not None else tiny_data), release)
 
     started = time.perf_counter()
     results: dict[str, Any] = {}
     with make_progress() as progress:
-        for root in roots:
+        for root, dataset in datasets.items():
             name = f"{root.parent.name}/{root.name}"
-            results[name] = evaluate_dataset(env, root, cfg, progress, value)
+            results[name] = evaluate_dataset(env, root, dataset, cfg, progress, value)
     seconds = time.perf_counter() - started
 
     summary = {
