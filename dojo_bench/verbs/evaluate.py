@@ -319,8 +319,9 @@ def run_evaluation(
     block = agreement(sim_episodes, real_episodes, cfg.bootstrap, cfg.confidence, cfg.seed)
     if real_rates is None:
         block["paired"] = paired_block(frame, list(loaded))
+    # The ceiling of a ranking's agreement: none for a single policy (nothing to rank).
     block["ceiling"] = sampling_ceiling([row["real"] for row in block["policies"].values()], len(seeds),
-                                        confidence=cfg.confidence)  # fmt: skip
+                                        confidence=cfg.confidence) if len(loaded) > 1 else None  # fmt: skip
     block["real_source"] = str(cfg.real_csv) if real_rates is not None else "dojo"
     block["success_threshold"] = threshold
     block["success_threshold_source"] = threshold_source
