@@ -169,6 +169,16 @@ def _damaged_dataset(ctx: Ctx, what: str) -> Path:
     elif what == "video":
         for path in (root / "videos").rglob("*.mp4"):
             _garbage(path)
+    elif what == "no-data":
+        for path in (root / "data").rglob("*.parquet"):
+            path.unlink()
+    elif what == "no-episodes":
+        for path in (root / "meta" / "episodes").rglob("*.parquet"):
+            path.unlink()
+    elif what == "info-garbage":
+        _garbage(root / "meta" / "info.json", "{ not json")
+    elif what == "dojo-garbage":
+        _garbage(root / "meta" / "dojo.json", "{ not json")
     return root
 
 
@@ -511,6 +521,22 @@ INPUTS = [
         "dataset-info",
         lambda c: _damaged_dataset(c, "info"),
     ),
+    Case("wm-eval-data-no-frames", lambda c: ["wm-eval", f"out={c.out}", f"release={c.world_model}",
+         f"data={c.tmp / 'dataset-no-data'}"], "data/*.parquet", lambda c: _damaged_dataset(c, "no-data")),
+    Case("wm-eval-data-bad-video", lambda c: ["wm-eval", f"out={c.out}", f"release={c.world_model}",
+         f"data={c.tmp / 'dataset-video'}"], "dataset-video", lambda c: _damaged_dataset(c, "video")),
+    Case("calibrate-data-no-episodes", lambda c: ["calibrate", f"out={c.out}", f"data={c.tmp / 'dataset-no-episodes'}"],
+         "meta/episodes", lambda c: _damaged_dataset(c, "no-episodes")),
+    Case("calibrate-data-bad-parquet", lambda c: ["calibrate", f"out={c.out}", f"data={c.tmp / 'dataset-parquet'}"],
+         "dataset-parquet", lambda c: _damaged_dataset(c, "parquet")),
+    Case("train-pixel-bad-parquet", lambda c: ["train", "size=tiny", "stage=pixel_world_model", f"out={c.out}",
+         f"data={c.tmp / 'dataset-parquet'}"], "dataset-parquet", lambda c: _damaged_dataset(c, "parquet")),
+    Case("inspect-info-not-json", lambda c: ["inspect", str(c.tmp / "dataset-info-garbage")], "info.json",
+         lambda c: _damaged_dataset(c, "info-garbage")),
+    Case("evaluate-starts-dojo-not-json", lambda c: ["evaluate", f"out={c.out}", *c.models(), "seeds=1",
+         f"starts={c.tmp / 'dataset-dojo-garbage'}"], "dojo.json", lambda c: _damaged_dataset(c, "dojo-garbage")),
+    Case("report-episodes-not-parquet", lambda c: ["report", str(c.tmp / "run"), f"out={c.out}"], "episodes.parquet",
+         lambda c: _garbage(fake_run(c, "run", evaluate_summary(GOOD)) / "episodes.parquet")),
     Case("calibrate-data-missing", lambda c: ["calibrate", f"out={c.out}", f"data={c.tmp / 'nope'}"], "nope"),
     Case(
         "data-learner-missing",
