@@ -231,8 +231,6 @@ def _compare(*extra: str) -> Callable[[Ctx], list[str]]:
 
 GOOD = {"a": 0.5, "b": 0.7}
 
-# fmt: off: one case a line or two, a table to read down
-
 # ------------------------------------------------------------------------------------------------------------------
 # The cases, by mechanism
 # ------------------------------------------------------------------------------------------------------------------
@@ -521,22 +519,71 @@ INPUTS = [
         "dataset-info",
         lambda c: _damaged_dataset(c, "info"),
     ),
-    Case("wm-eval-data-no-frames", lambda c: ["wm-eval", f"out={c.out}", f"release={c.world_model}",
-         f"data={c.tmp / 'dataset-no-data'}"], "data/*.parquet", lambda c: _damaged_dataset(c, "no-data")),
-    Case("wm-eval-data-bad-video", lambda c: ["wm-eval", f"out={c.out}", f"release={c.world_model}",
-         f"data={c.tmp / 'dataset-video'}"], "dataset-video", lambda c: _damaged_dataset(c, "video")),
-    Case("calibrate-data-no-episodes", lambda c: ["calibrate", f"out={c.out}", f"data={c.tmp / 'dataset-no-episodes'}"],
-         "meta/episodes", lambda c: _damaged_dataset(c, "no-episodes")),
-    Case("calibrate-data-bad-parquet", lambda c: ["calibrate", f"out={c.out}", f"data={c.tmp / 'dataset-parquet'}"],
-         "dataset-parquet", lambda c: _damaged_dataset(c, "parquet")),
-    Case("train-pixel-bad-parquet", lambda c: ["train", "size=tiny", "stage=pixel_world_model", f"out={c.out}",
-         f"data={c.tmp / 'dataset-parquet'}"], "dataset-parquet", lambda c: _damaged_dataset(c, "parquet")),
-    Case("inspect-info-not-json", lambda c: ["inspect", str(c.tmp / "dataset-info-garbage")], "info.json",
-         lambda c: _damaged_dataset(c, "info-garbage")),
-    Case("evaluate-starts-dojo-not-json", lambda c: ["evaluate", f"out={c.out}", *c.models(), "seeds=1",
-         f"starts={c.tmp / 'dataset-dojo-garbage'}"], "dojo.json", lambda c: _damaged_dataset(c, "dojo-garbage")),
-    Case("report-episodes-not-parquet", lambda c: ["report", str(c.tmp / "run"), f"out={c.out}"], "episodes.parquet",
-         lambda c: _garbage(fake_run(c, "run", evaluate_summary(GOOD)) / "episodes.parquet")),
+    Case(
+        "wm-eval-data-no-frames",
+        lambda c: [
+            "wm-eval",
+            f"out={c.out}",
+            f"release={c.world_model}",
+            f"data={c.tmp / 'dataset-no-data'}",
+        ],
+        "data/*.parquet",
+        lambda c: _damaged_dataset(c, "no-data"),
+    ),
+    Case(
+        "wm-eval-data-bad-video",
+        lambda c: ["wm-eval", f"out={c.out}", f"release={c.world_model}", f"data={c.tmp / 'dataset-video'}"],
+        "dataset-video",
+        lambda c: _damaged_dataset(c, "video"),
+    ),
+    Case(
+        "calibrate-data-no-episodes",
+        lambda c: ["calibrate", f"out={c.out}", f"data={c.tmp / 'dataset-no-episodes'}"],
+        "meta/episodes",
+        lambda c: _damaged_dataset(c, "no-episodes"),
+    ),
+    Case(
+        "calibrate-data-bad-parquet",
+        lambda c: ["calibrate", f"out={c.out}", f"data={c.tmp / 'dataset-parquet'}"],
+        "dataset-parquet",
+        lambda c: _damaged_dataset(c, "parquet"),
+    ),
+    Case(
+        "train-pixel-bad-parquet",
+        lambda c: [
+            "train",
+            "size=tiny",
+            "stage=pixel_world_model",
+            f"out={c.out}",
+            f"data={c.tmp / 'dataset-parquet'}",
+        ],
+        "dataset-parquet",
+        lambda c: _damaged_dataset(c, "parquet"),
+    ),
+    Case(
+        "inspect-info-not-json",
+        lambda c: ["inspect", str(c.tmp / "dataset-info-garbage")],
+        "info.json",
+        lambda c: _damaged_dataset(c, "info-garbage"),
+    ),
+    Case(
+        "evaluate-starts-dojo-not-json",
+        lambda c: [
+            "evaluate",
+            f"out={c.out}",
+            *c.models(),
+            "seeds=1",
+            f"starts={c.tmp / 'dataset-dojo-garbage'}",
+        ],
+        "dojo.json",
+        lambda c: _damaged_dataset(c, "dojo-garbage"),
+    ),
+    Case(
+        "report-episodes-not-parquet",
+        lambda c: ["report", str(c.tmp / "run"), f"out={c.out}"],
+        "episodes.parquet",
+        lambda c: _garbage(fake_run(c, "run", evaluate_summary(GOOD)) / "episodes.parquet"),
+    ),
     Case("calibrate-data-missing", lambda c: ["calibrate", f"out={c.out}", f"data={c.tmp / 'nope'}"], "nope"),
     Case(
         "data-learner-missing",
@@ -780,8 +827,6 @@ COMMAND = [
     Case("size-path", lambda c: ["data", f"out={c.out}", "size=../../evaluate/config"], "size"),
 ]
 
-# fmt: on
-
 MECHANISMS = {
     "config": CONFIG,
     "inputs": INPUTS,
@@ -808,3 +853,35 @@ def test_bad_input_is_one_line_and_writes_nothing(mechanism, case, inputs, tmp_p
     code, err = refused(ctx, case.args(ctx), capsys)
     assert_one_line(code, err, case.fragment)
     assert not ctx.out.exists()
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Inputs stay read-only in runs that succeed too
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def test_runs_that_succeed_write_nothing_into_their_inputs(inputs, tmp_path, capsys, one_thread):
+    """Training, wm-eval, calibrate, evaluate and inspect read a dataset, a zoo checkpoint and the shipped models:
+    their results go to out=, decoded frames to the user cache (DOJO_BENCH_CACHE), nothing into an input."""
+    data, policy, world_model, value_model = (
+        inputs[k] for k in ("data", "policy", "world_model", "value_model")
+    )
+    dataset = data / "validation"
+    cache = Path(os.environ["DOJO_BENCH_CACHE"])
+    watched = (data, policy_zoo.ZOO_ROOT, shipped.SHIPPED_ROOT)
+    before = snapshot(*watched)
+    runs = {
+        "train": ["train", "size=tiny", "stage=value_model", f"data={data}", "max_steps=2"],
+        "wm-eval": ["wm-eval", f"release={world_model}", f"data={dataset}", "horizons=[1]", "episodes=1"],
+        "calibrate": ["calibrate", f"data={dataset}", "episodes=1"],
+        "evaluate": ["evaluate", f"policies=[{policy}]", f"world_model={world_model}", f"value_model={value_model}",
+                     f"starts={dataset}", "seeds=1", "max_steps=2", "bootstrap=10", "media_episodes=0"],
+    }  # fmt: skip
+    for verb, args in runs.items():
+        out = tmp_path / verb
+        assert main([*args, f"out={out}"]) == 0, capsys.readouterr().err
+        assert json.loads((out / "run.json").read_text())["status"] == "finished"
+    assert main(["inspect", str(dataset)]) == 0
+    capsys.readouterr()
+    assert snapshot(*watched) == before
+    assert any(cache.rglob(f"{dataset.name}-*-frames-*.npy"))  # the decoded frames live in the user cache
