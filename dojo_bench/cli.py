@@ -206,8 +206,10 @@ def _verb_demo(cfg: dict[str, Any]) -> str:
     config = build(DemoConfig, cfg)
     result = run_demo(config, overwrite=bool(cfg["overwrite"]))
 
-    for show, summary in ((print_evaluation, result["evaluation"]), (print_planning, result["planning"])):
-        show(json.loads(Path(summary).read_text()))
+    for show, path in ((print_evaluation, result["evaluation"]), (print_planning, result["planning"])):
+        summary = json.loads(Path(path).read_text())
+        show(summary)
+        _print_resumed_training(summary)
     times = ", ".join(f"{stage} {s:.0f} s" for stage, s in result["stage_seconds"].items())
     print(f"demo stages: {times}; {result['wall_time_s']:.0f} s in all")
     print(f"planning report: {result['reports']['plan']}")
@@ -274,6 +276,14 @@ def _use_shipped(verb: str, cfg: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
+def _print_resumed_training(summary: dict[str, Any]) -> None:
+    """A line per model of the run whose training was resumed mid-way (summary provenance, verbs/inputs.py)."""
+    for key, record in (summary.get("provenance", {}).get("resumed_training") or {}).items():
+        print(f"note: the {key.replace('_', ' ')} {record['path']} was trained in a run resumed at step "
+              f"{record['from_step']}: it is not bit-identical to an uninterrupted run's, so neither are these "
+              "results")  # fmt: skip
+
+
 def _verb_calibrate(cfg: dict[str, Any]) -> str:
     from dojo_bench.verbs import calibrate  # lazy, see VERBS
 
@@ -293,6 +303,7 @@ def _verb_evaluate(cfg: dict[str, Any]) -> str:
     config = build(EvaluateConfig, cfg)
     summary = run_evaluation(config, overwrite=bool(cfg["overwrite"]), tiny_inputs=_tiny_inputs(config))
     print_table(summary)
+    _print_resumed_training(summary)
     out = Path(config.out).resolve()
     return f"evaluated {len(summary['agreement']['policies'])} policies: {out / 'summary.json'}, {out / 'episodes.parquet'}"
 
@@ -304,6 +315,7 @@ def _verb_plan(cfg: dict[str, Any]) -> str:
     config = build(PlanConfig, cfg)
     summary = run_plan(config, overwrite=bool(cfg["overwrite"]), tiny_inputs=_tiny_inputs(config))
     print_table(summary)
+    _print_resumed_training(summary)
     out = Path(config.out).resolve()
     planners = sum(1 for worlds in summary["policies"].values() if "real" in worlds)
     return f"planned {summary['n_episodes']} real episodes ({planners} planners): {out / 'summary.json'}, {out / 'episodes.parquet'}"

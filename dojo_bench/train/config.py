@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dojo_bench.core.checks import check_int, check_parts
+from dojo_bench.core.checks import check_int, check_number, check_parts
 from dojo_bench.core.devices import check_device
 from dojo_bench.core.errors import UsageError
 from dojo_bench.dojo.recording import DataConfig
@@ -25,7 +25,6 @@ ACTION_STAGES = ("world_model", "pixel_world_model")  # stages whose clips need 
 FRAME_STAGES = ("value_model", "policy")  # single-frame stages (train/value_model.py, train/policy.py)
 RELEASE_DIR = "release"
 CHECKPOINT_DIR = "checkpoints"
-CLIP_STAGES = ("tokenizer", "world_model")  # clips of 1 + k * temporal_compression frames
 
 # Every nested settings block of TrainConfig, built as the stage will build it (data-dependent fields at their
 # defaults), so a bad value is one line naming its block when the config is built, before out is written.
@@ -97,10 +96,7 @@ class TrainConfig:
             check_int(name, getattr(self, name), minimum=0)
         check_int("max_episodes", self.max_episodes, optional=True)
         check_int("clip_length", self.clip_length, minimum=2, hint=" (context and predicted frames)")
-        if self.learning_rate is not None and (
-            not isinstance(self.learning_rate, int | float) or not self.learning_rate > 0
-        ):
-            raise UsageError(f"learning_rate must be a positive number or null, got {self.learning_rate!r}")
+        check_number("learning_rate", self.learning_rate, "a number > 0", lambda x: x > 0, optional=True)
         if self.save_steps is not None:
             steps = [self.save_steps] if isinstance(self.save_steps, int) else list(self.save_steps)
             if not all(isinstance(s, int) and 1 <= s <= self.max_steps for s in steps):
@@ -114,11 +110,21 @@ class TrainConfig:
             raise UsageError("init= (start from a release's weights) is for stage=pixel_world_model")
         if self.stage == "tokenizer" and self.tokenizer is not None:
             raise UsageError("tokenizer= is for stage=world_model; stage=tokenizer trains a new one")
-        check_parts(PARTS, vars(self))
+        check_parts({**PARTS, "tiny_data": lambda s: self.tiny_data_config("tiny-data")}, vars(self))
         self._check_clip_length()
-        check_parts({"tiny_data": lambda s: DataConfig(**{"kind": "robot", "episodes": 4, "max_steps": 20,
-                                                         "workers": 1, **s, "seed": self.seed, "out": "-"})},
-                    vars(self))  # fmt: skip
+
+    def tiny_data_config(self, out: str) -> DataConfig:
+        """What size=tiny records into ``out`` when data= is not given: small robot data (``tiny_data=`` over the
+        defaults); stage=policy records only the cloned policy's episodes, so the tiny run always has some."""
+        defaults = {"kind": "robot", "episodes": 4, "max_steps": 20, "workers": 1}
+        cloned = (
+            {"policy": self.policy_episodes}
+            if self.stage == "policy" and self.policy_episodes != "all"
+            else {}
+        )
+        if self.data is not None:
+            cloned = {}  # the given data's policies are checked when it is read
+        return DataConfig(**{**defaults, **cloned, **self.tiny_data, "seed": self.seed, "out": out})
 
     def _check_clip_length(self) -> None:
         """The tokenizer's clips (and the latent world model's, with a tokenizer trained inline) hold 1 + k * its

@@ -250,6 +250,8 @@ def run_policy_stage(cfg: TrainConfig, run, inputs, callbacks=None) -> dict[str,
         "policy_episodes": cfg.policy_episodes,
         "episodes": len(dataset.episodes),
         "seed": cfg.seed,
+        # No checkpoint is kept between saved steps: an interrupted run trains again from step 0, the same way.
+        "resume": {"resumed": run.resumed, "from_step": 0, "bit_identical": True},
     }
     (release / "training.json").write_text(json.dumps(provenance, indent=2) + "\n")
     tail = losses[-max(1, len(losses) // 4) :]
@@ -260,6 +262,7 @@ def run_policy_stage(cfg: TrainConfig, run, inputs, callbacks=None) -> dict[str,
         "checkpoints": {str(k): v for k, v in saved.items()},
         "steps": step,
         "resumed_from_step": 0,
+        "resume": provenance["resume"],
         "seconds": round(seconds, 2),
         "samples_per_second": round(step * cfg.batch_size / seconds, 2) if seconds > 0 else None,
         "accelerator": accelerator,

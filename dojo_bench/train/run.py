@@ -27,7 +27,7 @@ import lightning as L
 
 from dojo_bench.core.run_dir import is_finished, prepare_run_dir
 from dojo_bench.train.config import CHECKPOINT_DIR, FRAME_STAGES, RELEASE_DIR, TrainConfig
-from dojo_bench.train.fit import fit_module, resolve_accelerator
+from dojo_bench.train.fit import fit_module, resolve_accelerator, resume_record
 from dojo_bench.train.inputs import make_datamodule, resolve_data
 from dojo_bench.train.pixel_world_model import build_pixel_module, load_pixel_release
 from dojo_bench.train.policy import check_policy_episodes, policy_inputs, run_policy_stage
@@ -99,7 +99,13 @@ def run_train(cfg: TrainConfig, overwrite: bool = False, callbacks: list | None 
     last = out / CHECKPOINT_DIR / "last.ckpt"
 
     release = out / RELEASE_DIR
-    provenance = {"stage": cfg.stage, "steps": trainer.global_step, "data": train_roots, "seed": cfg.seed}
+    resume = resume_record(resumed_from, [p for p in (tokenizer_path, cfg.init) if p])
+    if resume.get("inputs_not_bit_identical"):
+        print(f"{cfg.stage}: trained from {', '.join(resume['inputs_not_bit_identical'])}, whose training was "
+              "resumed mid-way: these weights are not bit-identical to an uninterrupted run's either "
+              "(resume.bit_identical=false in run.json and the release)")  # fmt: skip
+    provenance = {"stage": cfg.stage, "steps": trainer.global_step, "data": train_roots, "seed": cfg.seed,
+                  "resume": resume}  # fmt: skip
     if cfg.stage == "tokenizer":
         save_world_model(release, tokenizer=module.tokenizer, extra={"training": provenance})
     elif cfg.stage == "pixel_world_model":
@@ -115,6 +121,7 @@ def run_train(cfg: TrainConfig, overwrite: bool = False, callbacks: list | None 
         "checkpoint": str(last),
         "steps": trainer.global_step,
         "resumed_from_step": resumed_from,
+        "resume": resume,
         "seconds": round(seconds, 2),
         "samples_per_second": round(steps_now * cfg.batch_size / seconds, 2) if seconds > 0 else None,
         "accelerator": accelerator,

@@ -21,7 +21,7 @@ from dojo_bench.core.keys import (
     OBS_IMAGE,
 )
 from dojo_bench.train.config import RELEASE_DIR, TrainConfig
-from dojo_bench.train.fit import fit_loaders
+from dojo_bench.train.fit import fit_loaders, resume_record
 from dojo_bench.value.value_model import FrameDataset, LitValueModel, ValueModelConfig
 
 
@@ -117,6 +117,7 @@ def run_value_model_stage(cfg: TrainConfig, run, inputs, callbacks=None) -> dict
         "seed": cfg.seed,
         "max_episodes": cfg.max_episodes,
         "labels": "real frames, dojo ground truth (gt.progress, gt.success)",
+        "resume": resume_record(start),
     }
     module.export(release, extra={"training": provenance})
     model = module.model.eval()
@@ -128,6 +129,7 @@ def run_value_model_stage(cfg: TrainConfig, run, inputs, callbacks=None) -> dict
         "checkpoint": str(out / "checkpoints" / "last.ckpt"),
         "steps": trainer.global_step,
         "resumed_from_step": start,
+        "resume": resume_record(start),
         "seconds": round(seconds, 2),
         "samples_per_second": round(steps_now * cfg.batch_size / seconds, 2) if seconds > 0 else None,
         "accelerator": accelerator,

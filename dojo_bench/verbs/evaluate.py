@@ -58,7 +58,14 @@ from dojo_bench.engine.rollout import (
     ValueScorer,
 )
 from dojo_bench.engine.starts import DatasetStarts, DojoStarts, dojo_reset_seeds
-from dojo_bench.verbs.inputs import REFERENCE_WORLD, TinyInputs, open_run, run_settings, success_threshold
+from dojo_bench.verbs.inputs import (
+    REFERENCE_WORLD,
+    TinyInputs,
+    open_run,
+    resumed_training,
+    run_settings,
+    success_threshold,
+)
 from policies.loading import checkpoint_hash
 from world_model.sampler import SamplerConfig
 
@@ -342,6 +349,7 @@ def run_evaluation(
     wall = time.perf_counter() - started
     summary = store.summary(config=asdict(cfg), checkpoint_hashes=hashes, seeds=seeds, wall_time_s=wall)
     summary["agreement"] = block
+    summary["provenance"]["resumed_training"] = resumed_training(world_model, value_model)
     summary["media"] = {
         "curves": curves.name if curves is not None else None,
         "frame_stride": recorder.frame_stride,

@@ -50,7 +50,7 @@ from dojo_bench.engine.rollout import (
     run_episodes,
     to_policy_observation,
 )
-from dojo_bench.verbs.inputs import TinyInputs, load_inputs, open_run, run_settings
+from dojo_bench.verbs.inputs import TinyInputs, load_inputs, open_run, resumed_training, run_settings
 from planners.best_of_n import ImaginationScorer, OracleScorer, Planner, UniformScorer
 from planners.cem import CEMConfig, CEMRefiner
 from planners.proposals import ProposalSampler
@@ -281,6 +281,7 @@ def run_plan(
     wall = time.perf_counter() - started
     summary = store.summary(config=asdict(cfg), checkpoint_hashes=hashes, seeds=seeds, wall_time_s=wall,
                             confidence=cfg.confidence)  # fmt: skip
+    summary["provenance"]["resumed_training"] = resumed_training(world_model, value_model)
     decisions = _read_timing(out / TIMING_FILE)
     summary["planning"] = {
         "num_proposals": cfg.num_proposals,
