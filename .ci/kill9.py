@@ -3,7 +3,7 @@
     python .ci/kill9.py [--work DIR] [--only evaluate,train,demo]
 
 For each command (``dojo-bench evaluate size=tiny``, ``dojo-bench train size=tiny``, ``dojo-bench demo size=tiny
-train=true``) it runs two uninterrupted references, then three runs each killed with SIGKILL (the whole process
+train=true world_model.max_steps=8``) it runs two uninterrupted references, then three runs each killed with SIGKILL (the whole process
 group) when a file shows the run has reached a point (early, middle, late), each followed by the same command again
 until it finishes. Every finished run is compared with the first reference:
 
@@ -41,7 +41,8 @@ COMMANDS = {
         ("middle: tokenizer at step 4 of 8", "tokenizer/checkpoints/last.ckpt"),
         ("late: world model at step 4 of 8", "checkpoints/last.ckpt"),
     ]),
-    "demo": (["demo", "size=tiny", "train=true", "device=cpu"], [
+    # the tiny chain's world model trains 8 steps (not 4) so that a kill can land between its two checkpoints
+    "demo": (["demo", "size=tiny", "train=true", "world_model.max_steps=8", "device=cpu"], [
         ("early: recording the data", "data/run.json"),
         ("middle: world model at step 4 of 8", "world_model/checkpoints/last.ckpt"),
         ("late: first planning episodes stored", "plan/episodes/part-*.parquet"),
@@ -102,7 +103,9 @@ def resumed_runs(out: Path) -> list[str]:
         summary = json.loads(record.read_text()).get("summary") or {}
         resume = summary.get("resume") if isinstance(summary, dict) else None
         if isinstance(resume, dict) and resume.get("bit_identical") is False:
-            found.append(f"{record.parent.relative_to(out) or '.'} from step {resume['from_step']}")
+            where = str(record.parent.relative_to(out))
+            found.append(f"{'the run' if where == '.' else where} from step {resume['from_step']}"
+                         + (" (its input was)" if not resume["resumed"] else ""))  # fmt: skip
     return found
 
 
