@@ -67,7 +67,18 @@ POSITIONAL_KEY: dict[str, str | tuple[str, ...]] = {
 
 
 def compose(verb: str, overrides: list[str]):
-    """The verb's config with ``overrides`` applied; usage errors in one line."""
+    """The verb's config with ``overrides`` applied; usage errors in one line. A key added with Hydra's ``+key=``
+    that the verb does not have is refused like any unknown key (nested ones are checked by the typed configs)."""
+    cfg = _compose(verb, overrides)
+    added = {o.lstrip("+").split("=", 1)[0].split(".")[0] for o in overrides if o.startswith("+")}
+    if added:
+        known = _compose(verb, [o for o in overrides if not o.startswith("+")])
+        for key in sorted(added - set(known)):
+            raise UsageError(f"unknown key {key!r} for `dojo-bench {verb}` (see `dojo-bench {verb} --help`)")
+    return cfg
+
+
+def _compose(verb: str, overrides: list[str]) -> dict[str, Any]:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(
@@ -195,8 +206,10 @@ def _verb_demo(cfg: dict[str, Any]) -> str:
     config = build(DemoConfig, cfg)
     result = run_demo(config, overwrite=bool(cfg["overwrite"]))
 
-    for show, summary in ((print_evaluation, result["evaluation"]), (print_planning, result["planning"])):
-        show(json.loads(Path(summary).read_text()))
+    for show, path in ((print_evaluation, result["evaluation"]), (print_planning, result["planning"])):
+        summary = json.loads(Path(path).read_text())
+        show(summary)
+        _print_resumed_training(summary)
     times = ", ".join(f"{stage} {s:.0f} s" for stage, s in result["stage_seconds"].items())
     print(f"demo stages: {times}; {result['wall_time_s']:.0f} s in all")
     print(f"planning report: {result['reports']['plan']}")
@@ -263,6 +276,14 @@ def _use_shipped(verb: str, cfg: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
+def _print_resumed_training(summary: dict[str, Any]) -> None:
+    """A line per model of the run whose training was resumed mid-way (summary provenance, verbs/inputs.py)."""
+    for key, record in (summary.get("provenance", {}).get("resumed_training") or {}).items():
+        print(f"note: the {key.replace('_', ' ')} {record['path']} was trained in a run resumed at step "
+              f"{record['from_step']}: it is not bit-identical to an uninterrupted run's, so neither are these "
+              "results")  # fmt: skip
+
+
 def _verb_calibrate(cfg: dict[str, Any]) -> str:
     from dojo_bench.verbs import calibrate  # lazy, see VERBS
 
@@ -282,6 +303,7 @@ def _verb_evaluate(cfg: dict[str, Any]) -> str:
     config = build(EvaluateConfig, cfg)
     summary = run_evaluation(config, overwrite=bool(cfg["overwrite"]), tiny_inputs=_tiny_inputs(config))
     print_table(summary)
+    _print_resumed_training(summary)
     out = Path(config.out).resolve()
     return f"evaluated {len(summary['agreement']['policies'])} policies: {out / 'summary.json'}, {out / 'episodes.parquet'}"
 
@@ -293,6 +315,7 @@ def _verb_plan(cfg: dict[str, Any]) -> str:
     config = build(PlanConfig, cfg)
     summary = run_plan(config, overwrite=bool(cfg["overwrite"]), tiny_inputs=_tiny_inputs(config))
     print_table(summary)
+    _print_resumed_training(summary)
     out = Path(config.out).resolve()
     planners = sum(1 for worlds in summary["policies"].values() if "real" in worlds)
     return f"planned {summary['n_episodes']} real episodes ({planners} planners): {out / 'summary.json'}, {out / 'episodes.parquet'}"
@@ -498,6 +521,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"dojo-bench {verb}: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except OSError as error:  # a file that cannot be read or written (a device, permissions, a full disk)
+        where = f" {error.filename}" if error.filename else ""
+        print(
+            f"dojo-bench {verb}: error: cannot read or write{where}: {error.strerror or error}",
+            file=sys.stderr,
+        )
+        return 1
     print(line)
     return 0
 

@@ -23,12 +23,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from dojo_bench.core.checks import check_number
 from dojo_bench.core.errors import DojoError, UsageError
-from dojo_bench.core.files import atomic_write_text
+from dojo_bench.core.files import atomic_write_text, read_input_text
 from dojo_bench.core.run_dir import prepare_run_dir
 from dojo_bench.engine.results import write_summary_json
 from reports import plots
 from reports.html import render
+from reports.report import run_kind, run_status
 
 METRICS = ("predicted", "real")
 WORLD_OF = {"predicted": "imagined", "real": "real"}
@@ -55,8 +57,17 @@ class Gate:
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
             raise UsageError(f"gate metric={self.metric!r} is unknown; choose one of {', '.join(METRICS)}")
-        if self.max_drop is not None and not 0 <= self.max_drop <= 1:
-            raise UsageError(f"max_drop must be in [0, 1] (a success-rate drop) or null, got {self.max_drop}")
+        check_number("max_drop", self.max_drop, "in [0, 1] (a success-rate drop)", lambda x: 0 <= x <= 1,
+                     optional=True)  # fmt: skip
+        for key in ("require_significant", "fail_on_rank_change", "fail_on_removed"):
+            if not isinstance(getattr(self, key), bool):
+                raise UsageError(f"{key} must be true or false, got {getattr(self, key)!r}")
+        if self.max_drop is None and not (self.fail_on_rank_change or self.fail_on_removed):
+            # A gate that checks nothing could only ever say "passed": fail closed instead.
+            raise UsageError(
+                "the gate checks nothing (max_drop=null, fail_on_rank_change and fail_on_removed false): "
+                "set max_drop= or turn one of them on"
+            )
 
 
 @dataclass
@@ -98,11 +109,17 @@ def read_summary(path: str | Path) -> dict[str, Any]:
     if not file.is_file():
         raise DojoError(f"{path} holds no {SUMMARY_FILE}: compare two finished evaluate runs")
     try:
-        summary = json.loads(file.read_text())
+        summary = json.loads(read_input_text(file))
     except json.JSONDecodeError as error:
         raise DojoError(f"{file} is not valid JSON ({error.msg} at line {error.lineno})") from None
     if not isinstance(summary, dict):
         raise DojoError(f"{file} does not hold a JSON object")
+    status = run_status(file.parent)
+    if status not in (None, "finished"):
+        raise DojoError(
+            f"{file.parent} holds a {status} run, not finished: its numbers are partial (finish it by running "
+            "its command again)"
+        )
     return summary
 
 
@@ -332,15 +349,6 @@ def write_comparison(result: dict[str, Any], out: Path, base_name: str, new_name
                   base=base_name, new=new_name, result=result, chart=delta_chart(result))  # fmt: skip
     atomic_write_text(paths["html"], html)
     return paths
-
-
-def run_kind(summary: dict[str, Any]) -> str | None:
-    """``evaluate`` or ``plan`` by the blocks their summaries carry; None for anything else."""
-    if isinstance(summary.get("agreement"), dict):
-        return "evaluate"
-    if isinstance(summary.get("planning"), dict):
-        return "plan"
-    return None
 
 
 def comparability_problems(base: dict[str, Any], new: dict[str, Any], metric: str) -> list[str]:

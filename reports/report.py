@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from dojo_bench.core.errors import DojoError, UsageError
-from dojo_bench.core.files import atomic_write_text
+from dojo_bench.core.files import atomic_write_text, read_input_parquet, read_input_text
 from dojo_bench.core.metrics import wilson_interval
 from dojo_bench.core.run_dir import RUN_FILE, prepare_run_dir
 from dojo_bench.engine.media import CURVES_FILE, media_path, policy_slug
@@ -82,6 +82,15 @@ class StoredRun:
     )
 
 
+def run_kind(summary: dict[str, Any]) -> str | None:
+    """``evaluate`` or ``plan`` by the blocks their summaries carry; None for anything else."""
+    if isinstance(summary.get("agreement"), dict):
+        return "evaluate"
+    if isinstance(summary.get("planning"), dict):
+        return "plan"
+    return None
+
+
 def read_run(path: str | Path) -> StoredRun:
     """The stored results of a run dir; one DojoError line when there is nothing to report on."""
     path = Path(path).expanduser()
@@ -93,21 +102,34 @@ def read_run(path: str | Path) -> StoredRun:
             f"{path} has no {SUMMARY_FILE}: report on a finished `dojo-bench evaluate` or `plan` run"
         )
     try:
-        summary = json.loads(summary_file.read_text())
+        summary = json.loads(read_input_text(summary_file))
     except json.JSONDecodeError as error:
         raise DojoError(f"{summary_file} is not valid JSON ({error.msg} at line {error.lineno})") from None
     if not isinstance(summary, dict):
         raise DojoError(f"{summary_file} does not hold a JSON object")
-    episodes = pd.read_parquet(path / EPISODES_FILE) if (path / EPISODES_FILE).is_file() else None
-    curves = pd.read_parquet(path / CURVES_FILE) if (path / CURVES_FILE).is_file() else None
-    verb = status = None
-    if (path / RUN_FILE).is_file():
-        try:
-            record = json.loads((path / RUN_FILE).read_text())
-            verb, status = record.get("verb"), record.get("status")
-        except (json.JSONDecodeError, AttributeError):
-            verb = status = None
+    if run_kind(summary) is None or not isinstance(summary.get("policies"), dict) or not summary["policies"]:
+        raise DojoError(
+            f"{summary_file} is not the summary of an evaluate or plan run (no agreement or planning block, or no "
+            "policies): nothing to report on"
+        )
+    episodes = read_input_parquet(path / EPISODES_FILE) if (path / EPISODES_FILE).is_file() else None
+    curves = read_input_parquet(path / CURVES_FILE) if (path / CURVES_FILE).is_file() else None
+    verb, status = read_status(path)
     return StoredRun(path, summary, episodes, curves, verb, status)
+
+
+def read_status(path: Path) -> tuple[str | None, str | None]:
+    """(verb, status) from the run.json of the run dir ``path``; (None, None) without a readable one."""
+    try:
+        record = json.loads((path / RUN_FILE).read_text())
+        return record.get("verb"), record.get("status")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None, None
+
+
+def run_status(path: str | Path) -> str | None:
+    """The status of the run dir ``path`` ("finished", "running", ...); None without a readable run.json."""
+    return read_status(Path(path))[1]
 
 
 def _rate(block: Any) -> dict[str, Any] | None:

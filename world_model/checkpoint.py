@@ -267,3 +267,14 @@ def load_world_model(
         pixel=modules.get("pixel"),
         extra=payload.get("extra", {}),
     )
+
+
+def release_resume(release: str | Path) -> dict[str, Any]:
+    """The resume record a release (a world model's, or a value model's: both keep ``extra`` in config.json) keeps of
+    its training, ``extra.training.resume``; empty for a release from before resumes were recorded, or one that no
+    `dojo-bench train` run wrote."""
+    try:
+        record = json.loads((Path(release) / "config.json").read_text())["extra"]["training"]["resume"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return record if isinstance(record, dict) else {}

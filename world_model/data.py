@@ -20,7 +20,6 @@ renamed, so an interrupted decode never leaves a cache that looks complete.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,7 @@ from torch import Tensor
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from dojo_bench.core.errors import DojoError
-from dojo_bench.core.files import atomic_write
+from dojo_bench.core.files import atomic_write, read_input_json, read_input_parquet
 from dojo_bench.core.keys import ACTION, OBS_IMAGE, OBS_STATE
 
 CACHE_ENV = "DOJO_BENCH_CACHE"  # where decoded-frame caches go when cache_dir is not given
@@ -87,13 +86,26 @@ class ClipDataConfig:
 
 
 def read_info(root: Path) -> dict[str, Any]:
+    """``meta/info.json`` of a dataset whose tables are all there (every reader of a dataset starts here, so a
+    damaged one is one line before anything is decoded or written)."""
     path = root / "meta" / "info.json"
     if not path.is_file():
         raise DojoError(f"{root} is not a LeRobot dataset (no meta/info.json)")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise DojoError(f"{path} is not valid JSON ({error})") from None
+    info = read_input_json(path)
+    if not isinstance(info, dict):
+        raise DojoError(f"{path} does not hold a JSON object: damaged?")
+    missing = missing_parts(root)
+    if missing:
+        raise DojoError(
+            f"{root} is a damaged LeRobot dataset: no {', '.join(missing)}; record or copy it again"
+        )
+    return info
+
+
+def missing_parts(root: Path) -> list[str]:
+    """The tables of a local LeRobot v3 dataset that ``root`` lacks."""
+    tables = {"meta/episodes/*.parquet": root / "meta" / "episodes", "data/*.parquet": root / "data"}
+    return [name for name, folder in tables.items() if not any(folder.rglob("*.parquet"))]
 
 
 def check_features(root: Path, info: dict[str, Any], *, image_size: int, require_actions: bool) -> None:
@@ -122,7 +134,7 @@ def episode_table(root: Path):
     files = sorted((root / "meta" / "episodes").rglob("*.parquet"))
     if not files:
         raise DojoError(f"{root} is not a LeRobot v3 dataset (no meta/episodes/*.parquet)")
-    table = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    table = pd.concat([read_input_parquet(f) for f in files], ignore_index=True)
     return table.sort_values("episode_index").reset_index(drop=True)
 
 
@@ -260,7 +272,7 @@ class ClipDataset(CachedFrames, Dataset):
         if cfg.require_actions:
             data_files = sorted((self.root / "data").rglob("*.parquet"))
             table = pd.concat(
-                [pd.read_parquet(f, columns=["index", ACTION, OBS_STATE]) for f in data_files],
+                [read_input_parquet(f, columns=["index", ACTION, OBS_STATE]) for f in data_files],
                 ignore_index=True,
             ).sort_values("index")
             self.actions = np.stack(table[ACTION].to_numpy()).astype(np.float32)

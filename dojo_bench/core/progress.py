@@ -38,6 +38,8 @@ def quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     warnings.filterwarnings("ignore", message=r".*was configured so \d+ batch")
+    # lerobot imports torchvision's video module, which announces its own deprecation: nothing a user can change.
+    warnings.filterwarnings("ignore", message=r".*video decoding and encoding capabilities of torchvision")
     # Our training clips are drawn at random, so resuming mid-"epoch" loses nothing the warning fears.
     warnings.filterwarnings(
         "ignore", message=r".*resuming from a checkpoint that ended before the epoch ended"

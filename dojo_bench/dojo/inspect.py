@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from dojo_bench.core.errors import DojoError
+from dojo_bench.core.files import read_input_json
 from dojo_bench.core.keys import ACTION, DOJO_META_FILE, OBS_IMAGE
 from dojo_bench.core.metrics import success_rate
+from world_model.data import missing_parts as missing_tables
 
 
 def is_lerobot_dataset(path: Path) -> bool:
@@ -59,17 +60,13 @@ def load_dataset(root: Path, delta_timestamps: dict[str, list[float]] | None = N
 
 def missing_parts(root: Path) -> list[str]:
     """The files a local LeRobot dataset needs that ``root`` lacks (lerobot would go to the hub for them)."""
-    needed = {
-        "meta/tasks.parquet": (root / "meta" / "tasks.parquet").is_file(),
-        "meta/episodes/*.parquet": any((root / "meta" / "episodes").rglob("*.parquet")),
-        "data/*.parquet": any((root / "data").rglob("*.parquet")),
-    }
-    return [name for name, present in needed.items() if not present]
+    tasks = [] if (root / "meta" / "tasks.parquet").is_file() else ["meta/tasks.parquet"]
+    return tasks + missing_tables(root)
 
 
 def inspect_dataset(root: Path, decode: bool = True) -> dict[str, Any]:
     """Episodes, frames, features, per-policy success; with ``decode``, every episode's first and last frame."""
-    info = json.loads((root / "meta" / "info.json").read_text()) if is_lerobot_dataset(root) else {}
+    info = read_input_json(root / "meta" / "info.json") if is_lerobot_dataset(root) else {}
     features = info.get("features", {})
     delta = {key: [-0.1, 0.0] for key in (OBS_IMAGE,) if key in features}
     delta.update({ACTION: [0.0, 0.1]} if ACTION in features else {})
@@ -80,7 +77,15 @@ def inspect_dataset(root: Path, decode: bool = True) -> dict[str, Any]:
             start = int(dataset.meta.episodes["dataset_from_index"][ep])
             end = int(dataset.meta.episodes["dataset_to_index"][ep]) - 1
             for index in (start, end):
-                frame = dataset[index][OBS_IMAGE]
+                try:
+                    frame = dataset[index][OBS_IMAGE]
+                except Exception as error:  # lerobot and PyAV raise many kinds for a damaged video
+                    reason = (
+                        str(error).strip().splitlines()[0][:160]
+                        if str(error).strip()
+                        else type(error).__name__
+                    )
+                    raise DojoError(f"{root}: frame {index} cannot be decoded ({reason}): damaged?") from None
                 if tuple(frame.shape) != (2, 3, 96, 96):
                     raise DojoError(f"{root}: frame {index} decoded with shape {tuple(frame.shape)}")
                 decoded += 1
@@ -98,7 +103,7 @@ def inspect_dataset(root: Path, decode: bool = True) -> dict[str, Any]:
     }
     meta_path = root / DOJO_META_FILE
     if meta_path.is_file():
-        meta = json.loads(meta_path.read_text())
+        meta = read_input_json(meta_path)
         by_policy: dict[str, list[bool]] = {}
         for record in meta["episodes"]:
             by_policy.setdefault(record["policy"], []).append(record["success"])

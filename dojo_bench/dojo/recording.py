@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from dojo_bench.core.checks import check_int, check_number
 from dojo_bench.core.errors import UsageError
 from dojo_bench.core.keys import (
     ACTION,
@@ -91,9 +92,10 @@ class DataConfig:
             raise UsageError(f"unknown kind={self.kind!r}; choose one of {', '.join(KINDS)}")
         if not self.out:
             raise UsageError("out=DIR is required: where to write the datasets")
-        if not isinstance(self.episodes, int) or self.episodes <= 0:
-            raise UsageError(f"episodes must be a positive integer, got {self.episodes!r}")
+        check_int("episodes", self.episodes)
+        check_int("seed", self.seed, minimum=0)
         get_task(self.task)
+        check_vcodec(self.vcodec)
         if self.policy != "mix":
             if self.policy not in POLICY_NAMES:
                 raise UsageError(
@@ -102,21 +104,20 @@ class DataConfig:
             self.policy_mix = {self.policy: 1.0}
         self.policy_mix = dict(self.policy_mix)
         unknown = set(self.policy_mix) - set(POLICY_NAMES)
-        if unknown or not self.policy_mix or any(w < 0 for w in self.policy_mix.values()):
+        if unknown or not self.policy_mix:
             raise UsageError(
                 f"policy_mix must map some of {', '.join(POLICY_NAMES)} to non-negative weights, "
                 f"got {dict(self.policy_mix)}"
             )
+        for name, weight in self.policy_mix.items():
+            check_number(f"policy_mix.{name}", weight, "a number >= 0", lambda x: x >= 0)
         if sum(self.policy_mix.values()) <= 0:
             raise UsageError("policy_mix weights must not all be zero")
-        if not 0 <= self.validation_fraction < 1:
-            raise UsageError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
-        if self.max_steps is not None and self.max_steps <= 0:
-            raise UsageError(f"max_steps must be positive, got {self.max_steps}")
-        if self.counterfactual_length <= 1:
-            raise UsageError("counterfactual_length must be at least 2 frames")
-        if self.workers < 0 or self.shard_size < 0:
-            raise UsageError("workers and shard_size must be >= 0 (0 picks automatically)")
+        check_number("validation_fraction", self.validation_fraction, "in [0, 1)", lambda x: 0 <= x < 1)
+        check_int("max_steps", self.max_steps, optional=True)
+        check_int("counterfactual_length", self.counterfactual_length, minimum=2, hint=" (frames)")
+        for name in ("workers", "shard_size"):
+            check_int(name, getattr(self, name), minimum=0, hint=" (0 picks automatically)")
         if self.learner is not None:
             self._check_learner()
         if self.label_chunk is not None:
@@ -127,8 +128,7 @@ class DataConfig:
             raise UsageError(
                 "learner= records DAgger data: it needs kind=robot policy=expert (the expert labels the learner)"
             )
-        if not 0 <= self.learner_share <= 1:
-            raise UsageError(f"learner_share must be in [0, 1], got {self.learner_share}")
+        check_number("learner_share", self.learner_share, "in [0, 1]", lambda x: 0 <= x <= 1)
         from policies.loading import check_action_dim, load_policy  # lerobot only when a learner records
 
         self.learner = str(Path(self.learner).expanduser().resolve())
@@ -334,6 +334,24 @@ def plan_shards(config: DataConfig) -> list[Shard]:
         for number, start in enumerate(range(0, len(indices), size)):
             shards.append(Shard(split.name, number, tuple(indices[start : start + size])))
     return shards
+
+
+def check_vcodec(vcodec: str) -> None:
+    """``vcodec`` must be one of lerobot's encoder names (``auto``: the best hardware encoder, else libsvtav1) that
+    this FFmpeg has; one UsageError line otherwise, before anything is recorded."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # huggingface_hub reads it when lerobot imports it
+    import av
+    from lerobot.datasets.video_utils import VALID_VIDEO_CODECS
+
+    if vcodec not in VALID_VIDEO_CODECS:
+        raise UsageError(f"unknown vcodec={vcodec!r}; choose one of {', '.join(sorted(VALID_VIDEO_CODECS))}")
+    if vcodec != "auto":
+        try:
+            av.codec.Codec(vcodec, "w")
+        except (av.codec.codec.UnknownCodecError, ValueError):
+            raise UsageError(
+                f"vcodec={vcodec} is not an encoder this FFmpeg has; choose libsvtav1 or auto"
+            ) from None
 
 
 def _silence_encoders() -> None:

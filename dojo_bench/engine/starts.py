@@ -13,7 +13,6 @@ resets to episode i's recorded seed, and checks, at every reset, that the real s
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from dojo_bench.core.errors import DojoError
+from dojo_bench.core.files import read_input_json
 from dojo_bench.core.keys import DOJO_META_FILE, OBS_IMAGE, OBS_STATE
 from world_model.data import ClipDataConfig, ClipDataset
 
@@ -76,7 +76,7 @@ def dojo_reset_seeds(root: str | Path) -> list[int]:
             f"starts={root} was not recorded in the dojo (no {DOJO_META_FILE}): the real dojo cannot start from its "
             "episodes; pass real_csv= with your real success rates"
         )
-    meta = json.loads(path.read_text())
+    meta = read_input_json(path)
     if meta.get("kind") == "counterfactual":
         raise DojoError(
             f"starts={root} is a counterfactual split; use a robot dataset's train/ or validation/"

@@ -6,15 +6,38 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from dojo_bench.core.checks import check_int, check_number, check_parts
 from dojo_bench.core.devices import check_device
 from dojo_bench.core.errors import UsageError
+from dojo_bench.dojo.recording import DataConfig
+from dojo_bench.value.value_model import ValueModelConfig
+from policies.pixel_policy import PixelConfig
 from world_model.compile import normalise_compile
+from world_model.dit import make_dit_config
+from world_model.flow import FlowConfig
+from world_model.lit_pixel_model import LitPixelWorldModelConfig
+from world_model.model import WorldModelConfig
+from world_model.sampler import SamplerConfig
+from world_model.tokenizer import TokenizerConfig
 
 STAGES = ("tokenizer", "world_model", "pixel_world_model", "value_model", "policy")
 ACTION_STAGES = ("world_model", "pixel_world_model")  # stages whose clips need actions and states
 FRAME_STAGES = ("value_model", "policy")  # single-frame stages (train/value_model.py, train/policy.py)
 RELEASE_DIR = "release"
 CHECKPOINT_DIR = "checkpoints"
+
+# Every nested settings block of TrainConfig, built as the stage will build it (data-dependent fields at their
+# defaults), so a bad value is one line naming its block when the config is built, before out is written.
+PARTS = {
+    "tokenizer_model": lambda s: TokenizerConfig(**{"temporal_compression": 4, **s}),
+    "dit": lambda s: make_dit_config(s.pop("size", "default"), **s),
+    "world_model": lambda s: WorldModelConfig(**s),
+    "flow": lambda s: FlowConfig(**s),
+    "sampler": lambda s: SamplerConfig(**s),
+    "value_model": lambda s: ValueModelConfig(**s),
+    "policy": lambda s: PixelConfig(**{**s, "device": "cpu"}),
+    "pixel": lambda s: LitPixelWorldModelConfig(**s),
+}
 
 
 @dataclass
@@ -67,19 +90,13 @@ class TrainConfig:
         if not self.out:
             raise UsageError("out=DIR is required: where to write checkpoints")
         check_device(self.device)
-        for name in ("max_steps", "batch_size", "val_every", "checkpoint_every"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise UsageError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        if self.val_batches < 0 or self.num_workers < 0:
-            raise UsageError("val_batches and num_workers must be >= 0")
-        if self.learning_rate is not None and self.learning_rate <= 0:
-            raise UsageError(f"learning_rate must be positive, got {self.learning_rate}")
-        if self.max_episodes is not None and (
-            not isinstance(self.max_episodes, int) or self.max_episodes < 1
-        ):
-            raise UsageError(f"max_episodes must be a positive integer or null, got {self.max_episodes!r}")
-        if not isinstance(self.label_stride, int) or self.label_stride < 1:
-            raise UsageError(f"label_stride must be a positive integer, got {self.label_stride!r}")
+        for name in ("max_steps", "batch_size", "val_every", "checkpoint_every", "label_stride"):
+            check_int(name, getattr(self, name))
+        for name in ("seed", "val_batches", "num_workers"):
+            check_int(name, getattr(self, name), minimum=0)
+        check_int("max_episodes", self.max_episodes, optional=True)
+        check_int("clip_length", self.clip_length, minimum=2, hint=" (context and predicted frames)")
+        check_number("learning_rate", self.learning_rate, "a number > 0", lambda x: x > 0, optional=True)
         if self.save_steps is not None:
             steps = [self.save_steps] if isinstance(self.save_steps, int) else list(self.save_steps)
             if not all(isinstance(s, int) and 1 <= s <= self.max_steps for s in steps):
@@ -93,6 +110,33 @@ class TrainConfig:
             raise UsageError("init= (start from a release's weights) is for stage=pixel_world_model")
         if self.stage == "tokenizer" and self.tokenizer is not None:
             raise UsageError("tokenizer= is for stage=world_model; stage=tokenizer trains a new one")
+        check_parts({**PARTS, "tiny_data": lambda s: self.tiny_data_config("tiny-data")}, vars(self))
+        self._check_clip_length()
+
+    def tiny_data_config(self, out: str) -> DataConfig:
+        """What size=tiny records into ``out`` when data= is not given: small robot data (``tiny_data=`` over the
+        defaults); stage=policy records only the cloned policy's episodes, so the tiny run always has some."""
+        defaults = {"kind": "robot", "episodes": 4, "max_steps": 20, "workers": 1}
+        cloned = (
+            {"policy": self.policy_episodes}
+            if self.stage == "policy" and self.policy_episodes != "all"
+            else {}
+        )
+        if self.data is not None:
+            cloned = {}  # the given data's policies are checked when it is read
+        return DataConfig(**{**defaults, **cloned, **self.tiny_data, "seed": self.seed, "out": out})
+
+    def _check_clip_length(self) -> None:
+        """The tokenizer's clips (and the latent world model's, with a tokenizer trained inline) hold 1 + k * its
+        temporal compression frames; a given tokenizer= is checked against the data when it loads."""
+        c = int(self.tokenizer_model.get("temporal_compression", 4))
+        inline = self.stage == "tokenizer" or (self.stage == "world_model" and self.tokenizer is None)
+        if inline and (self.clip_length - 1) % c:
+            k = max(1, (self.clip_length - 1) // c)
+            raise UsageError(
+                f"clip_length={self.clip_length} does not fit temporal_compression={c}: use 1 + k*{c} frames "
+                f"(e.g. {1 + k * c})"
+            )
 
     @property
     def tiny(self) -> bool:

@@ -7,6 +7,7 @@ import pickle
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
@@ -16,6 +17,27 @@ from dojo_bench.core.devices import resolve_device
 from dojo_bench.core.errors import DojoError
 from dojo_bench.core.progress import quiet_libraries
 from dojo_bench.train.config import CHECKPOINT_DIR, TrainConfig
+from world_model.checkpoint import release_resume
+
+# Lightning restores weights, optimiser and step from last.ckpt, but not where the data order and the random draws
+# were: a resumed run goes on with other clips and noise than an uninterrupted one would.
+NOT_IDENTICAL = (
+    "the steps after it draw other clips and noise than an uninterrupted run would, so the weights are not "
+    "bit-identical to an uninterrupted run's (recorded as resume.bit_identical=false in run.json and the release)"
+)
+
+
+def resume_record(from_step: int, inputs: list[str | Path] = ()) -> dict[str, Any]:
+    """A run's resume provenance (its run.json summary and its release): the step training picked up from (0: the
+    start), the releases it started from (``inputs``: a tokenizer, init=) that are not bit-identical themselves,
+    and whether the weights are bit-identical to an uninterrupted run's (only from step 0 and identical inputs)."""
+    upstream = [str(path) for path in inputs if not release_resume(path).get("bit_identical", True)]
+    record = {
+        "resumed": from_step > 0,
+        "from_step": from_step,
+        "bit_identical": from_step == 0 and not upstream,
+    }
+    return {**record, "inputs_not_bit_identical": upstream} if upstream else record
 
 
 def resolve_accelerator(device: str) -> tuple[str, str]:
@@ -80,6 +102,8 @@ def fit_module(cfg, module, out: Path, resumed: bool, callbacks, has_validation:
         # Lightning turns Ctrl-C into sys.exit(1) after ignoring SIGINT: give the CLI its KeyboardInterrupt back.
         signal.signal(signal.SIGINT, signal.default_int_handler)
         raise KeyboardInterrupt from None
+    if start_step.step > 0:
+        print(f"{cfg.stage}: resumed at step {start_step.step} from {last}: {NOT_IDENTICAL}")
     return trainer, start_step.step, time.perf_counter() - started
 
 

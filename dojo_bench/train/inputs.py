@@ -9,7 +9,6 @@ from dojo_bench.core.errors import DojoError, UsageError
 from dojo_bench.core.run_dir import is_finished
 from dojo_bench.dojo.generate import run_data
 from dojo_bench.dojo.inspect import is_lerobot_dataset
-from dojo_bench.dojo.recording import DataConfig
 from dojo_bench.train.config import ACTION_STAGES, TrainConfig
 from world_model.data import ClipDataConfig, ClipDataModule
 
@@ -52,12 +51,7 @@ def resolve_data(cfg: TrainConfig, out: Path) -> tuple[list[str], list[str]]:
 def record_tiny_data(cfg: TrainConfig, path: Path) -> Path:
     """A tiny robot dataset for a self-sufficient size=tiny run (reused when already recorded)."""
     if not is_finished(path):
-        # stage=policy clones one data policy: record only its episodes so the tiny run always has some.
-        cloned = (
-            {"policy": cfg.policy_episodes} if cfg.stage == "policy" and cfg.policy_episodes != "all" else {}
-        )
-        settings = {"kind": "robot", "episodes": 4, "max_steps": 20, "workers": 1, **cloned, **cfg.tiny_data}
-        run_data(DataConfig(**{**settings, "out": str(path), "seed": cfg.seed}), overwrite=path.exists())
+        run_data(cfg.tiny_data_config(str(path)), overwrite=path.exists())
     return path
 
 

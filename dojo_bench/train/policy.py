@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from dojo_bench.core.errors import DojoError, UsageError
+from dojo_bench.core.files import read_input_json
 from dojo_bench.core.keys import (
     ACTION,
     DOJO_META_FILE,
@@ -52,7 +53,7 @@ def _policy_index(root: Path, name: str) -> int | None:
         raise DojoError(
             f"{root} has no {DOJO_META_FILE}: cannot tell {name} episodes apart (use policy_episodes=all)"
         )
-    policies = json.loads(meta.read_text()).get("policies", [])
+    policies = read_input_json(meta).get("policies", [])
     if name not in policies:
         raise UsageError(
             f"policy_episodes={name!r} is not a policy of {root} (its policies: {', '.join(policies)}, all)"
@@ -83,6 +84,7 @@ class BCDataset:
         label_stride: int = 1,
     ):
         self.chunk_size = chunk_size
+        self.roots = [str(r) for r in roots]
         self.frames, self.samples, self.states, self.actions, self.bounds = [], [], [], [], []
         self.episodes: list[tuple[str, int]] = []
         left = max_episodes
@@ -164,10 +166,9 @@ def save_steps_of(cfg: TrainConfig) -> list[int]:
     return steps
 
 
-def run_policy_stage(cfg: TrainConfig, run, train_roots, validation_roots, callbacks=None) -> dict[str, Any]:
-    out = run.path
-    accelerator, precision = resolve_accelerator(cfg.device)
-    device = "cuda" if accelerator == "gpu" else "cpu"
+def policy_inputs(cfg: TrainConfig, train_roots, validation_roots):
+    """(the policy's settings, its behaviour-cloning samples): the datasets read and their frames decoded (into
+    the user cache), so damaged data is one line before out is written."""
     settings = dict(cfg.policy)
     if "channels" in settings:
         settings["channels"] = tuple(int(c) for c in settings["channels"])
@@ -179,6 +180,15 @@ def run_policy_stage(cfg: TrainConfig, run, train_roots, validation_roots, callb
     dataset = BCDataset(
         train_roots, cfg.policy_episodes, cfg.max_episodes, chunk_size, cfg.cache_dir, cfg.label_stride
     )
+    return settings, dataset
+
+
+def run_policy_stage(cfg: TrainConfig, run, inputs, callbacks=None) -> dict[str, Any]:
+    """Train the policy on ``inputs`` (``policy_inputs``) into ``run``'s out dir."""
+    out = run.path
+    accelerator, precision = resolve_accelerator(cfg.device)
+    device = "cuda" if accelerator == "gpu" else "cpu"
+    settings, dataset = inputs
     torch.manual_seed(cfg.seed)
     try:
         policy, preprocessor, postprocessor = make_pixel_policy(dataset.stats(), device=device, **settings)
@@ -236,10 +246,12 @@ def run_policy_stage(cfg: TrainConfig, run, train_roots, validation_roots, callb
     provenance = {
         "stage": "policy",
         "steps": step,
-        "data": train_roots,
+        "data": dataset.roots,
         "policy_episodes": cfg.policy_episodes,
         "episodes": len(dataset.episodes),
         "seed": cfg.seed,
+        # No checkpoint is kept between saved steps: an interrupted run trains again from step 0, the same way.
+        "resume": {"resumed": run.resumed, "from_step": 0, "bit_identical": True},
     }
     (release / "training.json").write_text(json.dumps(provenance, indent=2) + "\n")
     tail = losses[-max(1, len(losses) // 4) :]
@@ -250,6 +262,7 @@ def run_policy_stage(cfg: TrainConfig, run, train_roots, validation_roots, callb
         "checkpoints": {str(k): v for k, v in saved.items()},
         "steps": step,
         "resumed_from_step": 0,
+        "resume": provenance["resume"],
         "seconds": round(seconds, 2),
         "samples_per_second": round(step * cfg.batch_size / seconds, 2) if seconds > 0 else None,
         "accelerator": accelerator,

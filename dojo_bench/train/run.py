@@ -27,15 +27,21 @@ import lightning as L
 
 from dojo_bench.core.run_dir import is_finished, prepare_run_dir
 from dojo_bench.train.config import CHECKPOINT_DIR, FRAME_STAGES, RELEASE_DIR, TrainConfig
-from dojo_bench.train.fit import fit_module, resolve_accelerator
+from dojo_bench.train.fit import fit_module, resolve_accelerator, resume_record
 from dojo_bench.train.inputs import make_datamodule, resolve_data
 from dojo_bench.train.pixel_world_model import build_pixel_module, load_pixel_release
-from dojo_bench.train.policy import check_policy_episodes, run_policy_stage
+from dojo_bench.train.policy import check_policy_episodes, policy_inputs, run_policy_stage
 from dojo_bench.train.tokenizer import build_tokenizer_module, load_tokenizer
-from dojo_bench.train.value_model import run_value_model_stage
+from dojo_bench.train.value_model import run_value_model_stage, value_model_inputs
 from dojo_bench.train.world_model import build_world_model_module
 from world_model.checkpoint import save_world_model
 from world_model.compile import maybe_compile
+
+# The single-frame stages: (read their datasets, before out is written; train on what was read).
+FRAME_STAGE = {
+    "value_model": (value_model_inputs, run_value_model_stage),
+    "policy": (policy_inputs, run_policy_stage),
+}
 
 
 def run_train(cfg: TrainConfig, overwrite: bool = False, callbacks: list | None = None) -> dict[str, Any]:
@@ -53,6 +59,8 @@ def run_train(cfg: TrainConfig, overwrite: bool = False, callbacks: list | None 
         train_roots, validation_roots = resolve_data(cfg, Path(cfg.out))
     if given_data and cfg.stage == "policy":
         check_policy_episodes(cfg, train_roots)
+    if given_data and cfg.stage in FRAME_STAGES:
+        frame_inputs = FRAME_STAGE[cfg.stage][0](cfg, train_roots, validation_roots)
     if given_data and cfg.stage not in FRAME_STAGES:
         datamodule = make_datamodule(cfg, train_roots, validation_roots, tokenizer)
         if cfg.init:
@@ -63,8 +71,10 @@ def run_train(cfg: TrainConfig, overwrite: bool = False, callbacks: list | None 
     if not given_data:
         train_roots, validation_roots = resolve_data(cfg, out)  # size=tiny: records out/data
     if cfg.stage in FRAME_STAGES:
-        stage = run_value_model_stage if cfg.stage == "value_model" else run_policy_stage
-        summary = stage(cfg, run, train_roots, validation_roots, callbacks)
+        read, train = FRAME_STAGE[cfg.stage]
+        if not given_data:
+            frame_inputs = read(cfg, train_roots, validation_roots)
+        summary = train(cfg, run, frame_inputs, callbacks)
         run.finish(summary)
         return summary
     if cfg.stage == "world_model" and tokenizer is None:
@@ -89,7 +99,13 @@ def run_train(cfg: TrainConfig, overwrite: bool = False, callbacks: list | None 
     last = out / CHECKPOINT_DIR / "last.ckpt"
 
     release = out / RELEASE_DIR
-    provenance = {"stage": cfg.stage, "steps": trainer.global_step, "data": train_roots, "seed": cfg.seed}
+    resume = resume_record(resumed_from, [p for p in (tokenizer_path, cfg.init) if p])
+    if resume.get("inputs_not_bit_identical"):
+        print(f"{cfg.stage}: trained from {', '.join(resume['inputs_not_bit_identical'])}, whose training was "
+              "resumed mid-way: these weights are not bit-identical to an uninterrupted run's either "
+              "(resume.bit_identical=false in run.json and the release)")  # fmt: skip
+    provenance = {"stage": cfg.stage, "steps": trainer.global_step, "data": train_roots, "seed": cfg.seed,
+                  "resume": resume}  # fmt: skip
     if cfg.stage == "tokenizer":
         save_world_model(release, tokenizer=module.tokenizer, extra={"training": provenance})
     elif cfg.stage == "pixel_world_model":
@@ -105,6 +121,7 @@ def run_train(cfg: TrainConfig, overwrite: bool = False, callbacks: list | None 
         "checkpoint": str(last),
         "steps": trainer.global_step,
         "resumed_from_step": resumed_from,
+        "resume": resume,
         "seconds": round(seconds, 2),
         "samples_per_second": round(steps_now * cfg.batch_size / seconds, 2) if seconds > 0 else None,
         "accelerator": accelerator,

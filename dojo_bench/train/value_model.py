@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import lightning as L
 import numpy as np
@@ -21,7 +21,7 @@ from dojo_bench.core.keys import (
     OBS_IMAGE,
 )
 from dojo_bench.train.config import RELEASE_DIR, TrainConfig
-from dojo_bench.train.fit import fit_loaders
+from dojo_bench.train.fit import fit_loaders, resume_record
 from dojo_bench.value.value_model import FrameDataset, LitValueModel, ValueModelConfig
 
 
@@ -64,10 +64,17 @@ def evaluate_value_model(
     }
 
 
-def run_value_model_stage(
-    cfg: TrainConfig, run, train_roots, validation_roots, callbacks=None
-) -> dict[str, Any]:
-    out = run.path
+class ValueInputs(NamedTuple):
+    model_cfg: ValueModelConfig
+    train_sets: list[FrameDataset]
+    val_sets: list[FrameDataset]
+    train_roots: list[str]
+    validation_roots: list[str]
+
+
+def value_model_inputs(cfg: TrainConfig, train_roots, validation_roots):
+    """(the model's config, train frame sets, validation frame sets): the datasets read and their frames decoded
+    (into the user cache), so damaged data is one line before out is written."""
     extra = {"learning_rate": cfg.learning_rate} if cfg.learning_rate else {}
     try:
         model_cfg = ValueModelConfig(**{**cfg.value_model, **extra})
@@ -75,6 +82,13 @@ def run_value_model_stage(
         raise UsageError(f"bad value_model settings: {error}") from None
     train_sets = _frame_sets(train_roots, cfg, model_cfg.image_size, cfg.max_episodes)
     val_sets = _frame_sets(validation_roots, cfg, model_cfg.image_size, None)
+    return ValueInputs(model_cfg, train_sets, val_sets, list(train_roots), list(validation_roots))
+
+
+def run_value_model_stage(cfg: TrainConfig, run, inputs, callbacks=None) -> dict[str, Any]:
+    """Train the value model on ``inputs`` (``value_model_inputs``) into ``run``'s out dir."""
+    out = run.path
+    model_cfg, train_sets, val_sets, train_roots, validation_roots = inputs
     train_set = ConcatDataset(train_sets)
     val_set = ConcatDataset(val_sets) if val_sets and sum(map(len, val_sets)) else None
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -103,6 +117,7 @@ def run_value_model_stage(
         "seed": cfg.seed,
         "max_episodes": cfg.max_episodes,
         "labels": "real frames, dojo ground truth (gt.progress, gt.success)",
+        "resume": resume_record(start),
     }
     module.export(release, extra={"training": provenance})
     model = module.model.eval()
@@ -114,6 +129,7 @@ def run_value_model_stage(
         "checkpoint": str(out / "checkpoints" / "last.ckpt"),
         "steps": trainer.global_step,
         "resumed_from_step": start,
+        "resume": resume_record(start),
         "seconds": round(seconds, 2),
         "samples_per_second": round(steps_now * cfg.batch_size / seconds, 2) if seconds > 0 else None,
         "accelerator": accelerator,

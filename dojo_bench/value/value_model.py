@@ -34,6 +34,7 @@ from torch.utils.data import Dataset
 
 from dojo_bench.core.encoders import make_conv_stack
 from dojo_bench.core.errors import DojoError
+from dojo_bench.core.files import read_input_parquet
 from dojo_bench.core.keys import GT_PROGRESS, GT_SUCCESS, OBS_IMAGE
 from world_model.data import CachedFrames, check_features, episode_table, load_frame_cache, read_info
 
@@ -225,7 +226,9 @@ def read_frame_table(root: Path, columns: list[str]):
     wanted = ["index", "episode_index", *columns]
     try:
         table = pd.concat([pd.read_parquet(f, columns=wanted) for f in files], ignore_index=True)
-    except (KeyError, ValueError) as error:
+    except (KeyError, ValueError, OSError) as error:
+        for f in files:
+            read_input_parquet(f)  # a damaged file is named as such
         raise DojoError(f"{root}: its frames lack a column the value model needs ({error})") from None
     return table.sort_values("index").reset_index(drop=True)
 

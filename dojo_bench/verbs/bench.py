@@ -36,6 +36,7 @@ import torch
 from rich.console import Console
 from torch.utils.flop_counter import FlopCounterMode
 
+from dojo_bench.core.checks import check_int, check_number, check_parts
 from dojo_bench.core.devices import check_device, resolve_device
 from dojo_bench.core.errors import DojoError, UsageError
 from dojo_bench.core.keys import ACTION, OBS_IMAGE, OBS_STATE
@@ -96,19 +97,22 @@ class BenchConfig:
         if self.what not in WHATS:
             raise UsageError(f"unknown what={self.what!r}; choose one of {', '.join(WHATS)}")
         check_device(self.device)
-        for name in ("batch_size", "steps", "imagine_chunks"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise UsageError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        if self.warmup_steps < 0:
-            raise UsageError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
-        if isinstance(self.imagine_batches, int):
-            self.imagine_batches = [self.imagine_batches]
-        if not self.imagine_batches or min(self.imagine_batches) < 1:
-            raise UsageError(f"imagine_batches must be positive integers, got {self.imagine_batches}")
-        if self.peak_tflops is not None and self.peak_tflops <= 0:
-            raise UsageError(f"peak_tflops must be positive, got {self.peak_tflops}")
-        if self.threads is not None and self.threads < 1:
-            raise UsageError(f"threads must be >= 1, got {self.threads}")
+        for name in ("batch_size", "steps", "imagine_chunks", "clip_length"):
+            check_int(name, getattr(self, name))
+        for name in ("warmup_steps", "seed"):
+            check_int(name, getattr(self, name), minimum=0)
+        self.imagine_batches = (
+            [self.imagine_batches] if isinstance(self.imagine_batches, int) else list(self.imagine_batches)
+        )
+        if not self.imagine_batches:
+            raise UsageError("imagine_batches must list at least one batch size, e.g. imagine_batches=[1,8]")
+        for b in self.imagine_batches:
+            check_int("imagine_batches", b, hint=" in every entry")
+        check_number("peak_tflops", self.peak_tflops, "a number > 0", lambda x: x > 0, optional=True)
+        check_int("threads", self.threads, optional=True)
+        check_parts({"tokenizer_model": lambda s: TokenizerConfig(**{"temporal_compression": 4, **s}),
+                     "dit": lambda s: make_dit_config(s.pop("size", "default"), **s),
+                     "sampler": lambda s: SamplerConfig(**s)}, vars(self))  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from dojo_bench.core.checks import check_int
 from dojo_bench.core.devices import check_device, resolve_device
 from dojo_bench.core.errors import DojoError, UsageError
 from dojo_bench.core.keys import GT_PROGRESS, GT_SUCCESS, OBS_IMAGE, OBS_STATE
@@ -37,8 +38,8 @@ from dojo_bench.core.run_dir import prepare_run_dir, write_json
 from dojo_bench.dojo.tasks import get_task
 from dojo_bench.value.value_model import load_value_model, read_frame_table, scalar_column
 from dojo_bench.verbs.inputs import CALIBRATION_FILE, load_env
-from dojo_bench.verbs.wm_eval import check_dataset, find_eval_datasets
-from world_model.data import ClipDataConfig, ClipDataset, read_info
+from dojo_bench.verbs.wm_eval import check_dataset, find_eval_datasets, open_clips
+from world_model.data import ClipDataset, read_info
 
 EPISODES_FILE = "episodes.csv"
 
@@ -71,8 +72,8 @@ class CalibrateConfig:
             )
         check_device(self.device)
         for name in ("episodes", "batch_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise UsageError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+            check_int(name, getattr(self, name))
+        check_int("seed", self.seed, minimum=0)
         get_task(self.task)  # one line for an unknown task
 
 
@@ -81,14 +82,13 @@ class CalibrateConfig:
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def replay_dataset(env, score, root: Path, cfg: CalibrateConfig, progress=None) -> list[dict[str, Any]]:
-    """Each chosen episode of ``root`` replayed whole in ``env``: one row per episode with its length, real success
-    and highest real progress (ground truth), and the value model's highest reading of the imagined frames."""
+def replay_dataset(
+    env, score, root: Path, dataset: ClipDataset, table, cfg: CalibrateConfig, progress=None
+) -> list[dict[str, Any]]:
+    """Each chosen episode of ``root`` (its clips ``dataset`` and its frame table ``table`` with the ground truth,
+    read before out is written) replayed whole in ``env``: one row per episode with its length, real success and
+    highest real progress (ground truth), and the value model's highest reading of the imagined frames."""
     c = env.chunk_size
-    data_cfg = ClipDataConfig(train_roots=[str(root)], clip_length=1 + c, temporal_compression=c,
-                              image_size=env.image_size, cache_dir=cfg.cache_dir)  # fmt: skip
-    dataset = ClipDataset(root, data_cfg)
-    table = read_frame_table(root, [GT_PROGRESS, GT_SUCCESS])
     index = table["index"].to_numpy()
     truth_progress = np.zeros(int(index.max()) + 1)  # by global frame index, as the clip dataset counts
     truth_success = np.zeros(int(index.max()) + 1, dtype=bool)
@@ -153,6 +153,7 @@ def run_calibrate(cfg: CalibrateConfig, overwrite: bool = False) -> dict[str, An
     value = load_value_model(cfg.value_model, device)
     env = load_env(cfg.world_model, device, {}, cfg.seed, key="world_model")
     roots = find_eval_datasets(cfg.data)
+    opened = {}
     for root in roots:
         check_dataset(root, env, cfg.world_model)
         features = read_info(root).get("features", {})
@@ -160,14 +161,15 @@ def run_calibrate(cfg: CalibrateConfig, overwrite: bool = False) -> dict[str, An
             raise DojoError(
                 f"{root} has no {GT_SUCCESS}/{GT_PROGRESS}: calibrate needs the dojo's ground truth"
             )
+        opened[root] = open_clips(root, env, cfg.cache_dir), read_frame_table(root, [GT_PROGRESS, GT_SUCCESS])
     run = prepare_run_dir(cfg.out, "calibrate", asdict(cfg), overwrite)
     out = run.path
 
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
     with make_progress() as progress:
-        for root in roots:
-            rows += replay_dataset(env, value.score, root, cfg, progress)
+        for root, (dataset, table) in opened.items():
+            rows += replay_dataset(env, value.score, root, dataset, table, cfg, progress)
     imagined = np.array([r["imagined_max_progress"] for r in rows])
     real = np.array([r["real_success"] for r in rows])
     threshold = calibrated_threshold(imagined, real)

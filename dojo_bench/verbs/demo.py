@@ -27,7 +27,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from dojo_bench.core.errors import UsageError
+from dojo_bench.core.checks import check_int
+from dojo_bench.core.errors import DojoError, UsageError
 from dojo_bench.core.run_dir import RUN_FILE, Stages, prepare_run_dir, write_json
 from dojo_bench.dojo.generate import run_data
 from dojo_bench.dojo.recording import DataConfig
@@ -66,52 +67,68 @@ class DemoConfig:
     def __post_init__(self) -> None:
         if not self.out:
             raise UsageError("out=DIR is required: where to write the demo's runs and reports")
-        if not isinstance(self.workers, int) or self.workers < 0:
-            raise UsageError(f"workers must be an integer >= 0, got {self.workers!r}")
-        if not isinstance(self.zoo_checkpoints, int) or self.zoo_checkpoints < 0 or self.zoo_checkpoints == 1:
+        check_int("workers", self.workers, minimum=0)
+        check_int("seed", self.seed, minimum=0)
+        if isinstance(self.zoo_checkpoints, bool) or self.zoo_checkpoints == 1:
             raise UsageError(
                 f"zoo_checkpoints must be 0 (all) or an integer >= 2, got {self.zoo_checkpoints!r}"
             )
+        check_int("zoo_checkpoints", self.zoo_checkpoints, minimum=0, hint=" (0: all; not 1)")
         if not isinstance(self.train, bool):
             raise UsageError(f"train must be true or false, got {self.train!r}")
-
-        stages = {"data": DataConfig, "tokenizer": TrainConfig, "world_model": TrainConfig,
-                  "value_model": TrainConfig, "policies": TrainConfig, "evaluate": EvaluateConfig, "plan": PlanConfig}  # fmt: skip
-        for stage, config_class in stages.items():  # unknown keys are refused before anything is written
+        for stage, config_class in STAGES.items():  # unknown keys are refused before anything is written
             unknown = sorted(set(getattr(self, stage)) - {f.name for f in fields(config_class)})
             if unknown:
                 raise UsageError(
                     f"demo {stage}: unknown key(s) {', '.join(unknown)} (see `dojo-bench demo --help`)"
                 )
+        # Every stage's config built now, with stand-ins for the paths earlier stages make: a bad value is one
+        # line before out is written, not an error halfway through the chain.
+        stand_in = str(Path(self.out) / "stand-in")
+        models = {"policies": [stand_in], "world_model": stand_in, "value_model": stand_in}
+        for stage in STAGES:
+            paths = models if stage in ("evaluate", "plan") else {} if stage == "data" else {"data": stand_in}
+            if stage == "world_model":
+                paths = {**paths, "tokenizer": stand_in}
+            stage_config(self, stage, out=stand_in, **paths)
 
 
-def _build(config_class: type, settings: dict[str, Any], stage: str):
+STAGES = {"data": DataConfig, "tokenizer": TrainConfig, "world_model": TrainConfig, "value_model": TrainConfig,
+          "policies": TrainConfig, "evaluate": EvaluateConfig, "plan": PlanConfig}  # fmt: skip
+TRAIN_STAGE = {"tokenizer": "tokenizer", "world_model": "world_model", "value_model": "value_model",
+               "policies": "policy"}  # fmt: skip
+
+
+def stage_config(cfg: DemoConfig, stage: str, **paths: Any):
+    """The typed config of ``stage``: its settings in the demo's config, the values every stage shares, then
+    ``paths`` (out=, and the inputs earlier stages made); a bad value is one UsageError line naming the stage."""
+    common = {"seed": cfg.seed, "device": cfg.device}
+    if stage == "data":
+        values = {"kind": "robot", "task": cfg.task, "workers": cfg.workers, "seed": cfg.seed, **cfg.data}
+    elif stage in TRAIN_STAGE:
+        values = {**getattr(cfg, stage), **common, "stage": TRAIN_STAGE[stage]}
+    else:  # evaluate, plan
+        values = {**getattr(cfg, stage), "task": cfg.task, **common, "workers": cfg.workers}
     try:
-        return config_class(**settings)
-    except TypeError as error:
+        return STAGES[stage](**{**values, **paths})
+    except (TypeError, DojoError) as error:
         raise UsageError(f"demo {stage}: {error}") from None
 
 
-def _train_inputs(cfg: DemoConfig, out: Path, stage, common: dict[str, Any]) -> tuple[list[str], str, str]:
+def _train_inputs(cfg: DemoConfig, out: Path, stage) -> tuple[list[str], str, str]:
     """train=true: data, tokenizer, world model, value model and a policy run, each a stage under ``out``."""
-    data = stage("data", out / "data", lambda p: run_data(_build(DataConfig, {
-        "kind": "robot", "task": cfg.task, "workers": cfg.workers, "seed": cfg.seed, **cfg.data, "out": str(p),
-    }, "data"), overwrite=False))  # fmt: skip
-
-    def train(name: str, path: Path, stage_name: str, settings: dict[str, Any], **extra: Any) -> Path:
-        values = {**settings, **common, **extra, "stage": stage_name, "data": str(data), "out": str(path)}
-        return stage(name, path, lambda p: run_train(_build(TrainConfig, values, name), overwrite=False))
-
-    tokenizer = train("tokenizer", out / "tokenizer", "tokenizer", cfg.tokenizer)
-    world_model = train(
-        "world_model",
-        out / "world_model",
-        "world_model",
-        cfg.world_model,
-        tokenizer=str(tokenizer / "release"),
+    data = stage(
+        "data", out / "data", lambda p: run_data(stage_config(cfg, "data", out=str(p)), overwrite=False)
     )
-    value_model = train("value_model", out / "value_model", "value_model", cfg.value_model)
-    policy_run = train("policies", out / "policies", "policy", cfg.policies)
+
+    def train(name: str, path: Path, **inputs: Any) -> Path:
+        return stage(name, path, lambda p: run_train(stage_config(cfg, name, data=str(data), out=str(p), **inputs),
+                                                     overwrite=False))  # fmt: skip
+
+    tokenizer = train("tokenizer", out / "tokenizer")
+    world_model = train("world_model", out / "world_model", tokenizer=str(tokenizer / "release"))
+    value_model = train("value_model", out / "value_model")
+    policy_run = train("policies", out / "policies")
     summary = json.loads((policy_run / RUN_FILE).read_text())["summary"]
     checkpoints = [summary["checkpoints"][step] for step in sorted(summary["checkpoints"], key=int)]
 
@@ -135,26 +152,20 @@ def run_demo(cfg: DemoConfig, overwrite: bool = False, log=print) -> dict[str, A
     started = time.perf_counter()
     run = prepare_run_dir(cfg.out, "demo", asdict(cfg), overwrite)
     out = run.path
-    common = {"seed": cfg.seed, "device": cfg.device}
     stage = Stages("demo", log)
     seconds = stage.seconds
 
     if cfg.train:
-        checkpoints, world_model, value_model = _train_inputs(cfg, out, stage, common)
+        checkpoints, world_model, value_model = _train_inputs(cfg, out, stage)
     else:
         checkpoints, world_model, value_model = _shipped_inputs(cfg, log)
 
-    inputs = {
-        "policies": checkpoints,
-        "world_model": world_model,
-        "value_model": value_model,
-        "task": cfg.task,
-        **common,
-    }
-    evaluation = stage("evaluate", out / "evaluate", lambda p: run_evaluation(_build(EvaluateConfig, {
-        **cfg.evaluate, **inputs, "workers": cfg.workers, "out": str(p)}, "evaluate")))  # fmt: skip
-    planning = stage("plan", out / "plan", lambda p: run_plan(_build(PlanConfig, {
-        **cfg.plan, **inputs, "workers": cfg.workers, "out": str(p)}, "plan")))  # fmt: skip
+    inputs = {"policies": checkpoints, "world_model": world_model, "value_model": value_model}
+    evaluation = stage("evaluate", out / "evaluate",
+                       lambda p: run_evaluation(stage_config(cfg, "evaluate", **inputs, out=str(p))))  # fmt: skip
+    planning = stage(
+        "plan", out / "plan", lambda p: run_plan(stage_config(cfg, "plan", **inputs, out=str(p)))
+    )
 
     reports = {}
     t = time.perf_counter()

@@ -20,6 +20,7 @@ without redoing finished episodes):
 from __future__ import annotations
 
 import csv
+import io
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -30,8 +31,10 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from dojo_bench.core.checks import check_int, check_number, check_parts
 from dojo_bench.core.devices import check_device
 from dojo_bench.core.errors import DojoError, UsageError
+from dojo_bench.core.files import read_input_text
 from dojo_bench.core.metrics import (
     bootstrap_ci,
     calibration_mae,
@@ -55,8 +58,16 @@ from dojo_bench.engine.rollout import (
     ValueScorer,
 )
 from dojo_bench.engine.starts import DatasetStarts, DojoStarts, dojo_reset_seeds
-from dojo_bench.verbs.inputs import REFERENCE_WORLD, TinyInputs, open_run, run_settings, success_threshold
+from dojo_bench.verbs.inputs import (
+    REFERENCE_WORLD,
+    TinyInputs,
+    open_run,
+    resumed_training,
+    run_settings,
+    success_threshold,
+)
 from policies.loading import checkpoint_hash
+from world_model.sampler import SamplerConfig
 
 
 @dataclass
@@ -93,20 +104,16 @@ class EvaluateConfig:
         if isinstance(self.policies, str):
             self.policies = [self.policies]
         for name in ("seeds", "batch_size", "bootstrap"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise UsageError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        if not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 0:
-            raise UsageError(f"workers must be an integer >= 0, got {self.workers!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise UsageError(f"seed must be an integer >= 0 (the first dojo seed), got {self.seed!r}")
-        if not isinstance(self.confidence, int | float) or not 0 < self.confidence < 1:
-            raise UsageError(f"confidence must be in (0, 1), got {self.confidence!r}")
-        if not isinstance(self.media_episodes, int) or self.media_episodes < 0:
-            raise UsageError(f"media_episodes must be an integer >= 0, got {self.media_episodes!r}")
-        if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps < 1):
-            raise UsageError(f"max_steps must be a positive integer or null, got {self.max_steps!r}")
-        if self.success_threshold is not None and not 0 < self.success_threshold <= 1:
-            raise UsageError(f"success_threshold must be in (0, 1], got {self.success_threshold}")
+            check_int(name, getattr(self, name))
+        check_int("workers", self.workers, minimum=0)
+        check_int("seed", self.seed, minimum=0, hint=" (the first dojo seed)")
+        check_number("confidence", self.confidence, "in (0, 1)", lambda x: 0 < x < 1)
+        check_int("media_episodes", self.media_episodes, minimum=0)
+        check_int("max_steps", self.max_steps, optional=True)
+        check_number(
+            "success_threshold", self.success_threshold, "in (0, 1]", lambda x: 0 < x <= 1, optional=True
+        )
+        check_parts({"sampler": lambda s: SamplerConfig(**s)}, vars(self))
         if self.success_threshold is not None and self.calibration is not None:
             raise UsageError("give success_threshold= or calibration=, not both")
         if self.world_model == REFERENCE_WORLD and (self.starts is not None or self.real_csv is not None):
@@ -131,11 +138,10 @@ def read_real_csv(path: str | Path, labels: list[str]) -> dict[str, float]:
     path = Path(path)
     if not path.is_file():
         raise DojoError(f"real_csv={path} does not exist")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if not {"policy", "success_rate"} <= set(reader.fieldnames or []):
-            raise DojoError(f"real_csv={path} needs columns policy,success_rate; got {reader.fieldnames}")
-        rows = list(reader)
+    reader = csv.DictReader(io.StringIO(read_input_text(path), newline=""))
+    if not {"policy", "success_rate"} <= set(reader.fieldnames or []):
+        raise DojoError(f"real_csv={path} needs columns policy,success_rate; got {reader.fieldnames}")
+    rows = list(reader)
     rates: dict[str, float] = {}
     for row in rows:
         try:
@@ -320,8 +326,9 @@ def run_evaluation(
     block = agreement(sim_episodes, real_episodes, cfg.bootstrap, cfg.confidence, cfg.seed)
     if real_rates is None:
         block["paired"] = paired_block(frame, list(loaded))
+    # The ceiling of a ranking's agreement: none for a single policy (nothing to rank).
     block["ceiling"] = sampling_ceiling([row["real"] for row in block["policies"].values()], len(seeds),
-                                        confidence=cfg.confidence)  # fmt: skip
+                                        confidence=cfg.confidence) if len(loaded) > 1 else None  # fmt: skip
     block["real_source"] = str(cfg.real_csv) if real_rates is not None else "dojo"
     block["success_threshold"] = threshold
     block["success_threshold_source"] = threshold_source
@@ -342,6 +349,7 @@ def run_evaluation(
     wall = time.perf_counter() - started
     summary = store.summary(config=asdict(cfg), checkpoint_hashes=hashes, seeds=seeds, wall_time_s=wall)
     summary["agreement"] = block
+    summary["provenance"]["resumed_training"] = resumed_training(world_model, value_model)
     summary["media"] = {
         "curves": curves.name if curves is not None else None,
         "frame_stride": recorder.frame_stride,

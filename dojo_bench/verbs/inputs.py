@@ -20,7 +20,7 @@ from dojo_bench.engine.rollout import check_policy_fits_world
 from dojo_bench.shipped import shipped_calibration
 from dojo_bench.value.value_model import load_value_model
 from policies.loading import check_action_dim, check_observation_features, load_policy
-from world_model.checkpoint import CheckpointError
+from world_model.checkpoint import CheckpointError, release_resume
 from world_model.imagined_env import ImaginedEnv
 from world_model.pixel_env import PixelImaginedEnv, is_pixel_release
 from world_model.sampler import SamplerConfig
@@ -164,6 +164,17 @@ def observation_features(env) -> dict[str, tuple[int, ...]]:
     ``observation.image`` (3, H, W) float in [0, 1], ``observation.state`` (S,)."""
     size = int(env.image_size)
     return {OBS_IMAGE: (3, size, size), OBS_STATE: (int(getattr(env, "state_dim", 2)),)}
+
+
+def resumed_training(world_model: str | Path, value_model: str | Path) -> dict[str, dict[str, Any]]:
+    """The models whose training (or a model they were trained from) was resumed mid-way, and so is not
+    bit-identical to an uninterrupted run's (their release's ``extra.training.resume``), by key; empty when none."""
+    found = {}
+    for key, path in (("world_model", world_model), ("value_model", value_model)):
+        record = release_resume(path) if path != REFERENCE_WORLD else {}
+        if record.get("bit_identical") is False:
+            found[key] = {"path": str(path), **record}
+    return found
 
 
 def load_inputs(cfg, policies: list[str], world_model: str, value_model: str, device: str):

@@ -35,6 +35,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from dojo_bench.core.checks import check_int, check_number, check_parts
 from dojo_bench.core.devices import check_device
 from dojo_bench.core.errors import UsageError
 from dojo_bench.core.progress import make_progress
@@ -49,11 +50,12 @@ from dojo_bench.engine.rollout import (
     run_episodes,
     to_policy_observation,
 )
-from dojo_bench.verbs.inputs import TinyInputs, load_inputs, open_run, run_settings
+from dojo_bench.verbs.inputs import TinyInputs, load_inputs, open_run, resumed_training, run_settings
 from planners.best_of_n import ImaginationScorer, OracleScorer, Planner, UniformScorer
 from planners.cem import CEMConfig, CEMRefiner
 from planners.proposals import ProposalSampler
 from policies.loading import checkpoint_hash
+from world_model.sampler import SamplerConfig
 
 SINGLES = "singles"
 SINGLE_PREFIX = "single/"
@@ -114,33 +116,26 @@ class PlanConfig:
             )
         for name in ("seeds", "batch_size", "num_proposals", "timing_decisions", "cem_iterations", "cem_samples",
                      "cem_elites"):  # fmt: skip
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise UsageError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        if not isinstance(self.workers, int) or self.workers < 0:
-            raise UsageError(f"workers must be an integer >= 0, got {self.workers!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise UsageError(f"seed must be an integer >= 0 (the first dojo seed), got {self.seed!r}")
+            check_int(name, getattr(self, name))
+        check_int("workers", self.workers, minimum=0)
+        check_int("seed", self.seed, minimum=0, hint=" (the first dojo seed)")
         for name in ("max_steps", "imagine_batch"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise UsageError(f"{name} must be a positive integer or null, got {value!r}")
-        if not self.noise_std >= 0 or not self.cem_min_std >= 0:
-            raise UsageError(
-                f"noise_std and cem_min_std must be >= 0, got {self.noise_std}, {self.cem_min_std}"
-            )
+            check_int(name, getattr(self, name), optional=True)
+        for name in ("noise_std", "cem_min_std"):
+            check_number(name, getattr(self, name), "a number >= 0 (action units)", lambda x: x >= 0)
+        check_number("confidence", self.confidence, "in (0, 1)", lambda x: 0 < x < 1)
+        check_parts({"sampler": lambda s: SamplerConfig(**s)}, vars(self))
         if self.score not in SCORE_REDUCTIONS:
             raise UsageError(f"unknown score={self.score!r}; choose one of {', '.join(SCORE_REDUCTIONS)}")
-        self.timing_ns = [int(n) for n in self.timing_ns]
-        if any(n < 1 for n in self.timing_ns):
-            raise UsageError(f"timing_ns must list positive integers, got {self.timing_ns}")
+        self.timing_ns = [self.timing_ns] if isinstance(self.timing_ns, int) else list(self.timing_ns)
+        for n in self.timing_ns:
+            check_int("timing_ns", n, hint=" in every entry (N proposals)")
         if self.timing_devices is not None:
             if isinstance(self.timing_devices, str):
                 self.timing_devices = [self.timing_devices]
             bad = [d for d in self.timing_devices if d not in ("cpu", "cuda")]
             if bad:
                 raise UsageError(f"timing_devices must be cpu and/or cuda, got {bad}")
-        if not 0 < self.confidence < 1:
-            raise UsageError(f"confidence must be in (0, 1), got {self.confidence}")
         if self.preset != "tiny":
             missing = [k for k in ("policies", "world_model", "value_model") if not getattr(self, k)]
             if missing:
@@ -286,6 +281,7 @@ def run_plan(
     wall = time.perf_counter() - started
     summary = store.summary(config=asdict(cfg), checkpoint_hashes=hashes, seeds=seeds, wall_time_s=wall,
                             confidence=cfg.confidence)  # fmt: skip
+    summary["provenance"]["resumed_training"] = resumed_training(world_model, value_model)
     decisions = _read_timing(out / TIMING_FILE)
     summary["planning"] = {
         "num_proposals": cfg.num_proposals,

@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dojo_bench.core.arrays import to_numpy
+from dojo_bench.core.checks import check_int, check_parts
 from dojo_bench.core.devices import check_device, resolve_device
 from dojo_bench.core.errors import DojoError, UsageError
 from dojo_bench.core.keys import ACTION, GT_PROGRESS, OBS_IMAGE, OBS_STATE
@@ -40,8 +41,9 @@ from dojo_bench.core.run_dir import prepare_run_dir, write_json
 from dojo_bench.dojo.inspect import find_datasets, is_lerobot_dataset
 from dojo_bench.value.value_model import load_value_model, read_frame_table, scalar_column
 from dojo_bench.verbs.inputs import TinyModel, load_env
-from world_model.data import ClipDataConfig, ClipDataset, read_info
+from world_model.data import ClipDataConfig, ClipDataset, episode_table, read_info
 from world_model.probe import probe_table
+from world_model.sampler import SamplerConfig
 from world_model.video_metrics import DEFAULT_HORIZONS, horizon_table, select_horizons
 
 METRICS_FILE = "metrics.json"
@@ -73,14 +75,17 @@ class WmEvalConfig:
         if not self.out:
             raise UsageError("out=DIR is required: where to write metrics.json")
         check_device(self.device)
-        if isinstance(self.horizons, int):
-            self.horizons = [self.horizons]
-        self.horizons = [int(h) for h in self.horizons]
-        if not self.horizons or min(self.horizons) < 1:
-            raise UsageError(f"horizons must be positive integers, got {self.horizons}")
+        self.horizons = [self.horizons] if isinstance(self.horizons, int) else list(self.horizons)
+        if not self.horizons:
+            raise UsageError(
+                "horizons must list at least one horizon (predicted frames), e.g. horizons=[1,4,12]"
+            )
+        for h in self.horizons:
+            check_int("horizons", h, hint=" in every entry (predicted frames)")
         for name in ("episodes", "batch_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise UsageError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+            check_int(name, getattr(self, name))
+        check_int("seed", self.seed, minimum=0)
+        check_parts({"sampler": lambda s: SamplerConfig(**s)}, vars(self))
         if self.release is None and self.preset != "tiny":
             raise UsageError("release=DIR is required (size=tiny trains a tiny model when it is not given)")
         if self.data is None and not (self.preset == "tiny" and self.release is None):
@@ -128,6 +133,24 @@ def check_dataset(root: Path, env, release: str | Path) -> None:
             raise DojoError(f"release {release} takes {key} of dimension {dim} but {root} has shape {got}")
 
 
+def frames_to_predict(horizons: list[int], chunk_size: int) -> int:
+    """Predicted frames per episode: the longest horizon, rounded up to whole action chunks."""
+    return math.ceil(max(horizons) / chunk_size) * chunk_size
+
+
+def check_horizons(root: Path, chunk_size: int, horizons: list[int]) -> None:
+    """One line when no episode of ``root`` is long enough for the longest horizon (episodes are drawn among those
+    that are; a horizon is never cut short without a word)."""
+    need = 1 + frames_to_predict(horizons, chunk_size)
+    longest = int(episode_table(root)["length"].max())
+    if longest < need:
+        reach = (longest - 1) // chunk_size * chunk_size
+        raise DojoError(
+            f"horizons up to {max(horizons)} need episodes of {need} frames, but the longest in {root} has "
+            f"{longest}: choose horizons up to {reach}" + (" (or longer episodes)" if reach else "")
+        )
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Rollouts
 # ----------------------------------------------------------------------------------------------------------------------
@@ -158,27 +181,35 @@ def value_model_agreement(
     }
 
 
-def evaluate_dataset(env, root: Path, cfg: WmEvalConfig, progress=None, value=None) -> dict[str, Any]:
-    """Roll ``cfg.episodes`` episodes of ``root`` in ``env``; returns {root, episodes, frames, horizons: table},
-    plus ``value_model`` (``value_model_agreement``) when a value model is given."""
+def open_clips(root: Path, env, cache_dir: str | None) -> ClipDataset:
+    """``root``'s frames, actions and states as ``env`` rolls them (one context frame, then action chunks),
+    decoded into the frame cache: opened before out is written, so damaged data is one line and no run."""
     c = env.chunk_size
     data_cfg = ClipDataConfig(
         train_roots=[str(root)],
         clip_length=1 + c,
         temporal_compression=c,
         image_size=env.image_size,
-        cache_dir=cfg.cache_dir,
+        cache_dir=cache_dir,
     )
-    dataset = ClipDataset(root, data_cfg)  # decodes (or finds) the frame cache
-    bounds = [(a, b) for a, b in dataset.episode_bounds if b - a >= 1 + c]
+    return ClipDataset(root, data_cfg)
+
+
+def evaluate_dataset(
+    env, root: Path, dataset: ClipDataset, cfg: WmEvalConfig, progress=None, value=None
+) -> dict[str, Any]:
+    """Roll ``cfg.episodes`` episodes of ``root`` (opened by ``open_clips``) in ``env``; returns {root, episodes,
+    frames, horizons: table}, plus ``value_model`` (``value_model_agreement``) when a value model is given."""
+    c = env.chunk_size
+    length = frames_to_predict(cfg.horizons, c)  # predicted frames per episode, whole chunks
+    bounds = [(a, b) for a, b in dataset.episode_bounds if b - a >= 1 + length]
     if not bounds:
-        raise DojoError(f"{root} has no episode of {1 + c} frames (one action chunk): nothing to predict")
+        raise DojoError(
+            f"{root} has no episode of {1 + length} frames for horizons up to {max(cfg.horizons)}"
+        )
     rng = np.random.default_rng(cfg.seed)
     picks = sorted(rng.choice(len(bounds), size=min(cfg.episodes, len(bounds)), replace=False))
     bounds = [bounds[i] for i in picks]
-    wanted = math.ceil(max(cfg.horizons) / c) * c
-    shortest = min((b - a - 1) // c * c for a, b in bounds)
-    length = min(wanted, shortest)  # predicted frames per episode, whole chunks
 
     predicted, real, context = [], [], []
     task = progress.add_task(f"{root.name}", total=len(bounds)) if progress else None
@@ -232,15 +263,20 @@ def run_wm_eval(
     """
     device = resolve_device(cfg.device)
     # Check what the user handed in before anything is written to out (a bad input leaves no half-made run).
-    env = roots = value = None
+    env = value = None
+    datasets: dict[Path, ClipDataset] = {}
+
+    def open_all(roots: list[Path], release) -> None:
+        for root in roots:
+            check_dataset(root, env, release)
+            check_horizons(root, env.chunk_size, cfg.horizons)
+            datasets[root] = open_clips(root, env, cfg.cache_dir)
+
     if cfg.value_model is not None:
         value = load_value_model(cfg.value_model, device)
     if cfg.release is not None:
         env = load_env(cfg.release, device, cfg.sampler, cfg.seed)
-        if cfg.data is not None:
-            roots = find_eval_datasets(cfg.data)
-            for root in roots:
-                check_dataset(root, env, cfg.release)
+        open_all(find_eval_datasets(cfg.data), cfg.release)
     run = prepare_run_dir(cfg.out, "wm-eval", asdict(cfg), overwrite)
     out = run.path
     release = cfg.release
@@ -249,18 +285,14 @@ def run_wm_eval(
             raise UsageError("release=DIR is required")
         release, tiny_data = tiny_model(out)
         env = load_env(release, device, cfg.sampler, cfg.seed)
-        roots = find_eval_datasets(cfg.data if cfg.data is not None else tiny_data)
-        for root in roots:
-            check_dataset(root, env, release)
-    elif roots is None:
-        roots = find_eval_datasets(cfg.data)
+        open_all(find_eval_datasets(cfg.data if cfg.data is not None else tiny_data), release)
 
     started = time.perf_counter()
     results: dict[str, Any] = {}
     with make_progress() as progress:
-        for root in roots:
+        for root, dataset in datasets.items():
             name = f"{root.parent.name}/{root.name}"
-            results[name] = evaluate_dataset(env, root, cfg, progress, value)
+            results[name] = evaluate_dataset(env, root, dataset, cfg, progress, value)
     seconds = time.perf_counter() - started
 
     summary = {

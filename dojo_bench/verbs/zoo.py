@@ -33,7 +33,8 @@ from typing import Any
 
 from safetensors.torch import load_file, save_file
 
-from dojo_bench.core.errors import UsageError
+from dojo_bench.core.checks import check_int, check_number
+from dojo_bench.core.errors import DojoError, UsageError
 from dojo_bench.core.manifest import MANIFEST_FILE, file_hashes
 from dojo_bench.core.run_dir import RUN_FILE, Stages, prepare_run_dir, write_json
 from dojo_bench.dojo.generate import run_data
@@ -81,26 +82,25 @@ class ZooConfig:
         if not self.out:
             raise UsageError("out=DIR is required: where to write the zoo's data, runs and checkpoints")
         get_task(self.task)
-        for key in ("workers", "real_seeds", "batch_size", "count", "min_runs"):
-            value = getattr(self, key)
-            if (
-                not isinstance(value, int)
-                or isinstance(value, bool)
-                or value < (0 if key == "workers" else 1)
-            ):
-                raise UsageError(f"{key} must be an integer >= {0 if key == 'workers' else 1}, got {value!r}")
-        if self.real_max_steps is not None and (
-            not isinstance(self.real_max_steps, int) or self.real_max_steps < 1
-        ):
-            raise UsageError(
-                f"real_max_steps must be a positive integer or null, got {self.real_max_steps!r}"
-            )
-        if not 0 <= self.low < self.high <= 1:
+        for key in ("workers", "seed"):
+            check_int(key, getattr(self, key), minimum=0)
+        for key in ("real_seeds", "batch_size", "count", "min_runs"):
+            check_int(key, getattr(self, key))
+        check_int("real_max_steps", self.real_max_steps, optional=True)
+        for key in ("low", "high"):
+            check_number(key, getattr(self, key), "in [0, 1] (a success rate)", lambda x: 0 <= x <= 1)
+        if not self.low < self.high:
             raise UsageError(f"need 0 <= low < high <= 1, got low={self.low} high={self.high}")
-        if not 0 <= self.min_gap < 1 or not 0 <= self.max_fp16_change < 1:
-            raise UsageError("min_gap and max_fp16_change must be in [0, 1)")
+        for key in ("min_gap", "max_fp16_change"):
+            check_number(key, getattr(self, key), "in [0, 1)", lambda x: 0 <= x < 1)
+        if not isinstance(self.fp16, bool):
+            raise UsageError(f"fp16 must be true or false, got {self.fp16!r}")
         if not self.rounds:
             raise UsageError("rounds= must list at least one training round")
+        if not all(isinstance(r, dict) for r in self.rounds):
+            raise UsageError(
+                "rounds= must list mappings of training settings, e.g. rounds=[{seed: 1, max_steps: 100}]"
+            )
 
         names = {f.name for f in _fields(TrainConfig)} | {"learner_step"}
         checks = [("expert_data", self.expert_data, {f.name for f in _fields(DataConfig)}),
@@ -113,6 +113,20 @@ class ZooConfig:
                 raise UsageError(
                     f"zoo {stage}: unknown key(s) {', '.join(unknown)} (see `dojo-bench zoo --help`)"
                 )
+        # Every stage's config built now, with stand-ins for the paths earlier stages make: a bad value is one
+        # line before out is written, not an error hours into the build.
+        stand_in = Path(self.out) / "stand-in"
+        data_config(self, "expert", self.expert_data, stand_in, label_chunk=self.chunk_size)
+        data_config(self, "dagger1", self.dagger_data, stand_in)
+        previous = None
+        for i in range(len(self.rounds)):
+            config, learner_step = round_config(self, i, [str(stand_in)], stand_in)
+            if previous is not None and learner_step is not None and learner_step not in previous:
+                raise UsageError(
+                    f"zoo rounds[{i}]: learner_step={learner_step} is not a saved step of round {i - 1} "
+                    f"({', '.join(map(str, previous))})"
+                )
+            previous = sorted({*(config.save_steps or []), config.max_steps})
 
     @property
     def chunk_size(self) -> int:
@@ -192,10 +206,26 @@ def write_fp16_copy(source: Path, target: Path) -> None:
 
 
 # -- the build -------------------------------------------------------------------------------------------------
+def data_config(cfg: ZooConfig, name: str, settings: dict[str, Any], out: Path, **extra: Any) -> DataConfig:
+    """The `dojo-bench data` config of the data stage ``name`` (expert, dagger1, ...) with its ``settings``."""
+    values = {"kind": "robot", "task": cfg.task, "policy": "expert", "workers": cfg.workers, "seed": cfg.seed,
+              **settings, **extra, "out": str(out)}  # fmt: skip
+    return _build(DataConfig, values, f"data/{name}")
+
+
+def round_config(cfg: ZooConfig, i: int, datasets: list[str], out: Path) -> tuple[TrainConfig, int | None]:
+    """Round ``i``'s `dojo-bench train stage=policy` config on ``datasets``, and its learner_step."""
+    settings = dict(cfg.rounds[i])
+    learner_step = settings.pop("learner_step", None)
+    values = {"stage": "policy", "device": cfg.device, "policy_episodes": "all", "label_stride": cfg.chunk_size,
+              **cfg.train, **settings, "data": datasets, "out": str(out)}  # fmt: skip
+    return _build(TrainConfig, values, f"rounds[{i}]"), learner_step
+
+
 def _build(config_class: type, settings: dict[str, Any], stage: str):
     try:
         return config_class(**settings)
-    except TypeError as error:
+    except (TypeError, DojoError) as error:
         raise UsageError(f"zoo {stage}: {error}") from None
 
 
@@ -211,41 +241,32 @@ def run_zoo(cfg: ZooConfig, overwrite: bool = False, log=print, command: str = "
     seconds = stage.seconds
 
     def record(name: str, settings: dict[str, Any], **extra: Any) -> Path:
-        values = {"kind": "robot", "task": cfg.task, "policy": "expert", "workers": cfg.workers,
-                  "seed": cfg.seed, **settings, **extra, "out": str(out / "data" / name)}  # fmt: skip
-        return stage(f"data/{name}", out / "data" / name,
-                     lambda p: run_data(_build(DataConfig, values, f"data/{name}"), overwrite=False))  # fmt: skip
+        path = out / "data" / name
+        return stage(f"data/{name}", path,
+                     lambda p: run_data(data_config(cfg, name, settings, p, **extra), overwrite=False))  # fmt: skip
 
     datasets = [record("expert", cfg.expert_data, label_chunk=cfg.chunk_size)]
     checkpoints: dict[str, str] = {}  # label -> pretrained_model folder
     made: dict[str, dict[str, Any]] = {}  # label -> how it was made
     previous: dict[str, str] | None = None
-    for i, settings in enumerate(cfg.rounds):
-        settings = dict(settings)
-        learner_step = settings.pop("learner_step", None)
+    for i in range(len(cfg.rounds)):
+        name = f"round{i}"
+        path = out / "policies" / name
         if i > 0:
             assert previous is not None
+            learner_step = cfg.rounds[i].get("learner_step")  # a saved step of the round before (checked)
             step = str(learner_step) if learner_step is not None else max(previous, key=int)
-            if step not in previous:
-                raise UsageError(
-                    f"zoo rounds[{i}]: learner_step={learner_step} is not a saved step of round {i - 1}"
-                )
             datasets.append(record(f"dagger{i}", cfg.dagger_data, learner=previous[step],
                                    seed=cfg.seed + 1000 * i))  # fmt: skip
-        name = f"round{i}"
-        values = {"stage": "policy", "device": cfg.device, "policy_episodes": "all",
-                  "label_stride": cfg.chunk_size, **cfg.train, **settings,
-                  "data": [str(d) for d in datasets], "out": str(out / "policies" / name)}  # fmt: skip
-        path = stage(f"policies/{name}", out / "policies" / name,
-                     lambda p, v=values, n=name: run_train(_build(TrainConfig, v, f"policies/{n}"), overwrite=False))  # fmt: skip
+        config, _ = round_config(cfg, i, [str(d) for d in datasets], path)
+        stage(f"policies/{name}", path, lambda p, c=config: run_train(c, overwrite=False))
         summary = json.loads((path / RUN_FILE).read_text())["summary"]
         previous = dict(summary["checkpoints"])
         for step, folder in previous.items():
             label = f"{name}-step{int(step):05d}"
             checkpoints[label] = folder
-            made[label] = {"run": name, "step": int(step), "seed": values.get("seed", 0),
-                           "data": [Path(d).name for d in datasets],
-                           "max_steps": values.get("max_steps")}  # fmt: skip
+            made[label] = {"run": name, "step": int(step), "seed": config.seed,
+                           "data": [Path(d).name for d in datasets], "max_steps": config.max_steps}  # fmt: skip
 
     real_dir = out / "real"
     rates = measure_real(cfg, checkpoints, real_dir, log)

@@ -81,7 +81,8 @@ def test_compare_exits_nonzero_on_a_planted_regression_and_zero_otherwise(
     assert not result["gate"]["passed"] and (tmp_path / "bad" / "compare.html").is_file()
 
     assert main(["compare", str(eval_run), str(new), f"out={tmp_path / 'same'}"]) == 0
-    assert main(["compare", str(base), str(new), f"out={tmp_path / 'off'}", "max_drop=null"]) == 0
+    # max_drop=null and no other rule: a gate that checks nothing is refused, not passed
+    assert main(["compare", str(base), str(new), f"out={tmp_path / 'off'}", "max_drop=null"]) == 2
     assert main(["compare", str(base), f"out={tmp_path / 'one'}"]) == 2
     assert main(["compare", str(base), str(new), f"out={tmp_path / 'x'}", "metric=fps"]) == 2
 

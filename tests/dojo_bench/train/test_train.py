@@ -12,6 +12,7 @@ from dojo_bench.core.errors import DojoError
 from dojo_bench.core.keys import OBS_IMAGE, OBS_STATE
 from dojo_bench.train.config import TrainConfig
 from dojo_bench.train.run import run_train
+from world_model.checkpoint import release_resume
 
 TINY_TOKENIZER = {"latent_channels": 4, "base_channels": 8, "num_res_blocks": 0, "temporal_compression": 4}
 
@@ -83,6 +84,28 @@ def test_interrupted_run_resumes_from_last_checkpoint(tiny_robot_run, tmp_path):
     summary = run_train(tokenizer_config(data, out))
     assert summary["resumed_from_step"] == 2 and summary["steps"] == 4
     assert json.loads((out / "run.json").read_text())["status"] == "finished"
+    # Resumed training is not bit-identical to an uninterrupted run: the run and its release say so.
+    assert summary["resume"] == {"resumed": True, "from_step": 2, "bit_identical": False}
+    assert release_resume(out / "release") == summary["resume"]
+
+
+def test_a_model_trained_from_a_resumed_release_is_not_bit_identical_either(tmp_path):
+    from dojo_bench.train.fit import resume_record
+    from dojo_bench.verbs.inputs import resumed_training
+
+    resumed, clean = tmp_path / "resumed", tmp_path / "clean"
+    for path, record in ((resumed, resume_record(2)), (clean, resume_record(0))):
+        path.mkdir()
+        (path / "config.json").write_text(json.dumps({"extra": {"training": {"resume": record}}}))
+    assert resume_record(0, [clean]) == {"resumed": False, "from_step": 0, "bit_identical": True}
+    assert resume_record(0, [clean, resumed]) == {
+        "resumed": False, "from_step": 0, "bit_identical": False, "inputs_not_bit_identical": [str(resumed)]
+    }  # fmt: skip
+    # evaluate and plan record the models of theirs that are not (a release without the record counts as clean)
+    assert resumed_training(resumed, tmp_path / "old") == {
+        "world_model": {"path": str(resumed), **resume_record(2)}
+    }
+    assert resumed_training("dojo", clean) == {}
 
 
 def test_a_last_checkpoint_holding_objects_is_refused_not_unpickled(tiny_robot_run, tmp_path):

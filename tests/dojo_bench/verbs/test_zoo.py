@@ -156,8 +156,8 @@ def test_interrupted_zoo_resumes_without_redoing_finished_stages(tiny_zoo, capsy
     ("args", "message"),
     [
         (["low=0.9", "high=0.1"], "need 0 <= low < high <= 1"),
-        (["count=0"], "count must be an integer >= 1"),
-        (["real_seeds=-3"], "real_seeds must be an integer >= 1"),
+        (["count=0"], "count must be a positive integer"),
+        (["real_seeds=-3"], "real_seeds must be a positive integer"),
         (["+train.epochs=3"], "zoo train: unknown key(s) epochs"),
         (["rounds=[]"], "rounds= must list at least one training round"),
         (["task=nope"], "nope"),
