@@ -16,7 +16,6 @@ import signal
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, fields
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from omegaconf.errors import OmegaConfBaseException
 from rich.console import Console
 from rich.table import Table
 
+from dojo_bench import schemas
 from dojo_bench import shipped as default_models
 from dojo_bench.core import run_dir
 from dojo_bench.core.errors import DojoError, UsageError
@@ -78,14 +78,15 @@ def compose(verb: str, overrides: list[str]):
     return cfg
 
 
-def _compose(verb: str, overrides: list[str]) -> dict[str, Any]:
+def _compose(verb: str, overrides: list[str], resolve: bool = True) -> dict[str, Any]:
     GlobalHydra.instance().clear()
+    schemas.register(verb)
     try:
         with initialize_config_module(
             config_module=f"dojo_bench.conf.{verb.replace('-', '_')}", version_base=None
         ):
             cfg = hydra_compose(config_name="config", overrides=overrides)
-        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+        return OmegaConf.to_container(cfg, resolve=resolve, throw_on_missing=resolve)
     except (HydraException, OmegaConfBaseException) as error:
         raise UsageError(_explain(verb, error)) from None
 
@@ -477,7 +478,8 @@ VERBS: dict[str, Callable[[dict[str, Any]], str]] = {
 
 
 def _verb_help(verb: str) -> str:
-    return files(f"dojo_bench.conf.{verb.replace('-', '_')}").joinpath("config.yaml").read_text()
+    """The verb's keys with their defaults (size=default) and help."""
+    return schemas.verb_help(verb, _compose(verb, [], resolve=False))
 
 
 def _terminate(signum, frame) -> None:

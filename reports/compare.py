@@ -74,15 +74,16 @@ class Gate:
 class CompareConfig:
     """What ``dojo-bench compare`` compares. Built by the CLI from Hydra (conf/compare); validated here."""
 
-    base: str = ""  # a run dir (or its summary.json)
-    new: str = ""
-    out: str | None = None  # None: NEW_RUN/compare
-    metric: str = "real"
-    max_drop: float | None = 0.1
-    require_significant: bool = False
-    fail_on_rank_change: bool = False
-    fail_on_removed: bool = False
-    preset: str = "default"
+    base: str | None = None  # the base run dir (or its summary.json)
+    new: str | None = None  # the new run dir (or its summary.json)
+    out: str | None = None  # where to write; null: NEW_RUN/compare
+    metric: str = "real"  # real | predicted: which success the gate watches
+    max_drop: float | None = 0.1  # fail when a policy's success drops by more than this (0.1 = 10 points);
+    #   null: off (then turn a fail_on_* on: a gate that checks nothing is refused)
+    require_significant: bool = False  # fail on a drop only when its interval lies wholly below zero
+    fail_on_rank_change: bool = False  # fail when any shared policy's rank changes
+    fail_on_removed: bool = False  # fail when a policy of the base run is missing from the new run
+    preset: str = "default"  # the size preset, set by size=default|tiny
 
     def __post_init__(self) -> None:
         if not self.base or not self.new:

@@ -49,9 +49,10 @@ MAX_STRIPS = 4  # per group (successes, failures) on a policy page
 class ReportConfig:
     """What ``dojo-bench report`` renders. Built by the CLI from Hydra (conf/report); validated here."""
 
-    run: str = ""  # the run dir to report on
-    out: str | None = None  # None: RUN_DIR/report
-    preset: str = "default"
+    run: str | None = None  # the run dir to report on (a finished `dojo-bench evaluate` or `plan` run);
+    #   size=tiny without run: runs `dojo-bench evaluate size=tiny` into out/run first
+    out: str | None = None  # where to write the report; null: RUN_DIR/report
+    preset: str = "default"  # the size preset, set by size=default|tiny
 
     def __post_init__(self) -> None:
         if not self.run:

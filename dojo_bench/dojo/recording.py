@@ -68,24 +68,29 @@ HUMAN_INSTRUCTION = "Push the object onto its outline."
 
 @dataclass
 class DataConfig:
-    """What ``dojo-bench data`` records. Built by the CLI from Hydra; validated here."""
+    """What ``dojo-bench data`` records. Built by the CLI from Hydra (its keys: dojo_bench/schemas.py); validated
+    here."""
 
-    kind: str = "robot"
-    out: str = ""
-    episodes: int = 100
-    task: str = "pusht_bench"
-    policy: str = "mix"  # a policy name, or "mix" to draw each episode's policy from policy_mix
-    policy_mix: dict[str, float] = field(default_factory=lambda: {"expert": 0.5, "noisy": 0.3, "random": 0.2})
-    validation_fraction: float = 0.1
-    max_steps: int | None = None  # None: the task's horizon
+    kind: str = "robot"  # robot | human | counterfactual
+    out: str = ""  # directory to write (required)
+    episodes: int = 100  # episodes in all (counterfactual: groups, each one episode per policy)
+    task: str = "pusht_bench"  # robot lab task: pusht | pusht_bench | pusht_bench_wide (docs/dojo.md)
+    policy: str = "mix"  # expert | noisy | random | mix (then policy_mix weights)
+    policy_mix: dict[str, float] = field(
+        default_factory=lambda: {"expert": 0.5, "noisy": 0.3, "random": 0.2}
+    )  # policy=mix: each episode's policy drawn with these weights
+    validation_fraction: float = 0.1  # share of episodes in the validation split
+    max_steps: int | None = None  # cap on actions per episode; null = the task's horizon
     counterfactual_length: int = 40  # frames per counterfactual episode
-    workers: int = 0  # 0: one per core, at most 8
-    shard_size: int = 0  # episodes per shard; 0: chosen from episodes and workers
-    vcodec: str = "libsvtav1"
-    seed: int = 0
-    learner: str | None = None  # DAgger: a pretrained_model folder that drives while the expert labels
-    learner_share: float = 1.0  # DAgger: probability that the learner (not the expert) executes a chunk
-    label_chunk: int | None = None  # the re-planning expert alone (no learner): look-ahead labels per chunk
+    workers: int = 0  # processes; 0 = one per core (at most 8)
+    shard_size: int = 0  # episodes per resumable unit; 0 = chosen from episodes and workers
+    vcodec: str = "libsvtav1"  # video codec for lerobot's encoder
+    seed: int = 0  # every episode follows from (seed, kind, split, index)
+    learner: str | None = None  # DAgger: a policy pretrained_model folder drives, the expert labels
+    #   (policy=expert)
+    learner_share: float = 1.0  # DAgger: probability the learner executes a chunk (else the expert does)
+    label_chunk: int | None = None  # the re-planning expert alone (policy=expert, no learner): look-ahead
+    #   labels every N steps
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

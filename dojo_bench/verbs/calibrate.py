@@ -48,18 +48,19 @@ EPISODES_FILE = "episodes.csv"
 class CalibrateConfig:
     """What ``dojo-bench calibrate`` fits. Built by the CLI from Hydra (conf/calibrate); validated here."""
 
-    out: str = ""
-    world_model: str = ""  # a world-model release dir
-    value_model: str = ""  # a value-model release dir
-    data: str | list[str] | None = (
-        None  # held-out dataset roots or `dojo-bench data` out dirs (never the zoo's)
-    )
+    out: str = ""  # directory to write calibration.json, episodes.csv (required)
+    world_model: str | None = None  # a world-model release dir; null: the shipped default
+    value_model: str | None = None  # a value-model release dir; null: the shipped default
+    data: str | list[str] | None = None  # held-out dataset root(s) or `dojo-bench data` out dir(s) with the
+    #   dojo's ground truth (their validation/counterfactual splits, else all); never rollouts of the policies
+    #   you will evaluate (required)
     episodes: int = 200  # at most this many episodes per dataset (chosen with seed)
     batch_size: int = 25  # episodes replayed together
-    task: str = "pusht_bench"  # whose success threshold the report compares against
-    seed: int = 0
-    device: str = "auto"
-    cache_dir: str | None = None
+    task: str = "pusht_bench"  # the task whose own threshold the summary compares against
+    seed: int = 0  # chooses the episodes
+    device: str = "auto"  # auto | cpu | cuda
+    cache_dir: str | None = None  # decoded-frame caches; null: $DOJO_BENCH_CACHE/frames or
+    #   ~/.cache/dojo-bench/frames
 
     def __post_init__(self) -> None:
         if not self.out:

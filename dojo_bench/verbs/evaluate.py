@@ -74,28 +74,35 @@ from world_model.sampler import SamplerConfig
 class EvaluateConfig:
     """What ``dojo-bench evaluate`` evaluates. Built by the CLI from Hydra (conf/evaluate); validated here."""
 
-    out: str = ""
-    policies: list[str] | None = None  # pretrained_model folders
-    world_model: str | None = None  # a world-model release dir
-    value_model: str | None = None  # a value-model release dir
-    real_csv: str | None = None  # policy,success_rate; replaces the real rollouts
-    starts: str | None = None  # a LeRobot dataset: seed i starts from its episode i (dojo seeds when None)
-    task: str = "pusht_bench"
-    seeds: int = 50  # episodes per policy and world, seeds seed .. seed+seeds-1
-    seed: int = 0
-    max_steps: int | None = None  # None: the task's horizon
-    batch_size: int = 8
-    success_threshold: float | None = (
-        None  # on value-model progress; None: calibrated, else the task's threshold
-    )
-    calibration: str | None = None  # a `dojo-bench calibrate` out dir fitted for these two models
-    workers: int = 0  # real-world worker processes
-    device: str = "auto"
-    bootstrap: int = 1000
-    confidence: float = 0.95
-    preset: str = "default"
-    sampler: dict[str, Any] = field(default_factory=dict)  # SamplerConfig overrides; {} = the release's own
-    media_episodes: int = 4  # frame strips kept for the first N seeds per policy and world; 0: none
+    out: str = ""  # directory to write episodes.parquet, summary.json (required)
+    policies: list[str] | None = None  # pretrained_model folders: policies=[DIR1,DIR2,...]; labels come from
+    #   the folder names
+    world_model: str | None = None  # a world-model release dir (`dojo-bench train stage=world_model`
+    #   OUT/release)
+    value_model: str | None = None  # a value-model release dir (`dojo-bench train stage=value_model`
+    #   OUT/release); size=tiny builds tiny policies and models into out/inputs when these are null
+    real_csv: str | None = None  # a CSV with columns policy,success_rate: real success rates instead of real
+    #   rollouts
+    starts: str | None = None  # a LeRobot dataset root: seed i starts from its episode i (a dojo dataset also
+    #   resets the real dojo there; other datasets need real_csv=); null: dojo seeds
+    task: str = "pusht_bench"  # the dojo task (real env and start observations)
+    seeds: int = 50  # episodes per policy and world: seeds seed .. seed+seeds-1
+    seed: int = 0  # the first seed
+    max_steps: int | None = None  # steps per episode; null: the task's horizon
+    batch_size: int = 8  # episodes rolled together
+    success_threshold: float | None = None  # imagined success when value-model progress reaches this; null:
+    #   calibration='s, else the shipped calibration when both models are the shipped defaults, else the
+    #   task's threshold
+    calibration: str | None = None  # a `dojo-bench calibrate` out dir fitted for these world and value models
+    workers: int = 0  # real-world worker processes (0: in this process)
+    device: str = "auto"  # auto | cpu | cuda
+    bootstrap: int = 1000  # bootstrap resamples over episodes for the intervals
+    confidence: float = 0.95  # of the intervals
+    preset: str = "default"  # the size preset, set by size=default|tiny
+    sampler: dict[str, Any] = field(default_factory=dict)  # world-model sampler overrides (null: the
+    #   release's own)
+    media_episodes: int = 4  # frame strips (for `dojo-bench report`) of the first N seeds per policy and
+    #   world; 0: none
 
     def __post_init__(self) -> None:
         if not self.out:

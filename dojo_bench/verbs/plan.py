@@ -69,32 +69,43 @@ TIMING_FILE = "planning_time.json"
 class PlanConfig:
     """What ``dojo-bench plan`` runs. Built by the CLI from Hydra (conf/plan); validated here."""
 
-    out: str = ""
-    policies: list[str] | None = None  # pretrained_model folders: the ensemble
-    world_model: str | None = None  # a world-model release dir
-    value_model: str | None = None  # a value-model release dir
-    task: str = "pusht_bench"
-    seeds: int = 100  # episodes per planner, seeds seed .. seed+seeds-1
-    seed: int = 0
-    max_steps: int | None = None  # None: the task's horizon
-    batch_size: int = 8  # real episodes planned together (B); imagination runs B * N rows at once
-    planners: list[str] = field(default_factory=lambda: list(PLANNERS))
-    num_proposals: int = 8  # N per decision
-    noise_std: float = 10.0  # env units (arena px): noise of the extra samples of deterministic members
-    score: str = "last"  # value of an imagined chunk: progress of its last frame, or the max over its frames
-    imagine_batch: int | None = None  # most imagined rows per world-model call; None: all B * N
-    cem_iterations: int = 2
-    cem_samples: int = 16
-    cem_elites: int = 4
-    cem_min_std: float = 4.0
-    timing_ns: list[int] = field(default_factory=list)  # N values for the planning-time curve; []: none
-    timing_decisions: int = 3  # timed decisions per (planner, N, device), after one warm-up decision
-    timing_devices: list[str] | None = None  # devices for the curve; None: the run's device
-    workers: int = 0  # real-world worker processes for the single-policy baselines
-    device: str = "auto"
-    confidence: float = 0.95
-    preset: str = "default"
-    sampler: dict[str, Any] = field(default_factory=dict)  # SamplerConfig overrides; {} = the release's own
+    out: str = ""  # directory to write episodes.parquet, summary.json (required)
+    policies: list[str] | None = (
+        None  # pretrained_model folders, the ensemble: policies=[DIR1,DIR2,...] (same
+    )
+    #   action dim and chunk)
+    world_model: str | None = None  # a world-model release dir (`dojo-bench train stage=world_model`
+    #   OUT/release)
+    value_model: str | None = None  # a value-model release dir (`dojo-bench train stage=value_model`
+    #   OUT/release); size=tiny builds tiny policies and models into out/inputs when these are null
+    task: str = "pusht_bench"  # the dojo task
+    seeds: int = 100  # episodes per planner: seeds seed .. seed+seeds-1
+    seed: int = 0  # the first seed
+    max_steps: int | None = None  # steps per episode; null: the task's horizon
+    batch_size: int = 8  # real episodes planned together (B); imagination runs B x N rows at once
+    planners: list[str] = field(default_factory=lambda: list(PLANNERS))  # any of these; singles = each policy
+    #   alone
+    num_proposals: int = 8  # N proposals per decision: each policy's own chunk, then noisy copies
+    noise_std: float = 10.0  # std of the noise of the extra copies, in action units (arena pixels)
+    score: str = "last"  # an imagined chunk's value: progress of its last frame (last) or the max over its
+    #   frames (max)
+    imagine_batch: int | None = None  # most imagined rows per world-model call (null: all B x N); lower it
+    #   when memory is short
+    cem_iterations: int = 2  # CEM refit rounds after best-of-N
+    cem_samples: int = 16  # new chunks per env and round
+    cem_elites: int = 4  # best candidates each Gaussian is fitted to
+    cem_min_std: float = 4.0  # floor of the CEM std (action units)
+    timing_ns: list[int] = field(default_factory=list)  # N values for the planning-time curve (e.g.
+    #   [1,2,4,8,16]); []: none
+    timing_decisions: int = 3  # timed decisions per (planner, N, device), after one warm-up
+    timing_devices: list[str] | None = None  # [cpu] | [cuda] | [cpu,cuda]; null: the run's device (cuda is
+    #   skipped without a GPU)
+    workers: int = 0  # real-world worker processes for the single-policy baselines (0: in this process)
+    device: str = "auto"  # auto | cpu | cuda
+    confidence: float = 0.95  # of the Wilson intervals
+    preset: str = "default"  # the size preset, set by size=default|tiny
+    sampler: dict[str, Any] = field(default_factory=dict)  # world-model sampler overrides (null: the
+    #   release's own)
 
     def __post_init__(self) -> None:
         if not self.out:

@@ -56,20 +56,27 @@ CSV_COLUMNS = ("dataset", "horizon", "episodes", "psnr", "ssim", "copy_psnr", "c
 class WmEvalConfig:
     """What ``dojo-bench wm-eval`` evaluates. Built by the CLI from Hydra (conf/wm-eval); validated here."""
 
-    out: str = ""
-    release: str | None = None  # a world-model release dir (``dojo-bench train`` OUT/release)
-    data: str | list[str] | None = None  # dataset roots or `dojo-bench data` out dirs
-    horizons: list[int] = field(default_factory=lambda: list(DEFAULT_HORIZONS))
-    episodes: int = 8  # per dataset
+    out: str = ""  # directory to write metrics.json, metrics.csv (required)
+    release: str | None = None  # a world-model release dir (`dojo-bench train` OUT/release); size=tiny trains
+    #   one when null
+    data: str | list[str] | None = None  # dataset root(s) or `dojo-bench data` out dir(s) (their
+    #   validation/counterfactual splits); a list: data=[a,b]. size=tiny with no release uses the tiny model's
+    #   own validation data
+    horizons: list[int] = field(
+        default_factory=lambda: list(DEFAULT_HORIZONS)
+    )  # predicted frames at which to
+    #   report; the longest rolled is always added
+    episodes: int = 8  # episodes per dataset (chosen with seed among those long enough)
     batch_size: int = 8  # episodes imagined together
-    seed: int = 0
-    device: str = "auto"
-    preset: str = "default"
-    sampler: dict[str, Any] = field(default_factory=dict)  # SamplerConfig overrides; {} = the release's own
-    cache_dir: str | None = None
-    value_model: str | None = (
-        None  # a value-model release: also score imagined vs real frames (needs gt.progress)
-    )
+    seed: int = 0  # chooses the episodes
+    device: str = "auto"  # auto | cpu | cuda
+    preset: str = "default"  # the size preset, set by size=default|tiny
+    sampler: dict[str, Any] = field(default_factory=dict)  # sampler overrides; null: the release's own (35
+    #   Euler steps for the default model)
+    cache_dir: str | None = None  # decoded-frame caches; null: $DOJO_BENCH_CACHE/frames or
+    #   ~/.cache/dojo-bench/frames
+    value_model: str | None = None  # a value-model release dir: also report its progress error on imagined vs
+    #   real frames (needs gt.progress)
 
     def __post_init__(self) -> None:
         if not self.out:
