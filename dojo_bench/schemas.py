@@ -75,18 +75,15 @@ class ZooShipKeys:
     """``dojo-bench zoo action=list|ship`` (cli.py): the shipped zoo and default models."""
 
     action: str = "build"  # build | list (the shipped zoo and default models) | ship (copy into the package)
-    zoo_dir: str | None = (
-        None  # ship: a built zoo (OUT/zoo of `dojo-bench zoo out=OUT`) to ship as policies/zoo
-    )
+    zoo_dir: str | None = None  # ship: a built zoo (OUT/zoo of `dojo-bench zoo out=OUT`) to ship as
+    #   policies/zoo
     world_model: str | None = None  # ship: a world-model release (OUT/release of `dojo-bench train`) to ship
     #   as the default
     value_model: str | None = None  # ship: a value-model release to ship as the default
     calibration: str | None = None  # ship: a `dojo-bench calibrate` out dir fitted for the shipped world and
     #   value models
-    evaluation: str | None = (
-        None  # ship: the `dojo-bench evaluate` run whose agreement figures go in the world
-    )
-    #   model's entry
+    evaluation: str | None = None  # ship: the `dojo-bench evaluate` run whose agreement figures go in the
+    #   world model's entry
 
 
 # -- the verbs ---------------------------------------------------------------------------------------------------
@@ -228,8 +225,9 @@ def _lines(cfg: dict[str, Any], helps: dict[tuple[str, ...], str], path: tuple[s
     indent, out = "  " * len(path), []
     for key, value in cfg.items():
         here = (*path, key)
-        nested = isinstance(value, dict) and value and any(p[: len(here)] == here for p in helps if p != here)
-        if nested or isinstance(value, dict) and len(_flow(value)) > WIDTH - HELP_COLUMN:
+        commented = any(p[: len(here)] == here for p in helps if p != here)
+        long = len(f"{indent}{key}: {_flow(value)}") > WIDTH
+        if isinstance(value, dict) and value and (not path or commented or long):  # block style
             out += _line(f"{indent}{key}:", helps.get(here, ""), indent)
             out += _lines(value, helps, here)
         elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):

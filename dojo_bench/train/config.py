@@ -42,47 +42,62 @@ PARTS = {
 
 @dataclass
 class TrainConfig:
-    """What ``dojo-bench train`` trains. Built by the CLI from Hydra (conf/train); validated here."""
+    """What ``dojo-bench train`` trains. Built by the CLI from Hydra (its keys: dojo_bench/schemas.py); validated
+    here."""
 
-    stage: str = "world_model"
-    out: str = ""
-    data: str | list[str] | None = (
-        None  # dataset root(s), or a `dojo-bench data` out dir holding train/ validation/
-    )
-    validation: str | list[str] | None = None
-    tokenizer: str | None = None  # a tokenizer release directory (stage=world_model)
-    preset: str = "default"  # the size preset, recorded by the CLI
-    seed: int = 0
-    device: str = "auto"
-    devices: int | str = 1  # Lightning devices (several GPUs: e.g. 2 with strategy=ddp)
-    strategy: str = "auto"  # Lightning strategy
-    max_steps: int = 10000
-    batch_size: int = 32
-    clip_length: int = 13
-    learning_rate: float | None = None  # None: the LightningModule's default
-    num_workers: int = 0
-    val_every: int = 1000
-    val_batches: int = 4
-    checkpoint_every: int = 1000
-    cache_dir: str | None = None
+    stage: str = "world_model"  # tokenizer | world_model (latent DiT) | pixel_world_model (CPU) |
+    #   value_model | policy
+    out: str = ""  # directory to write (required)
+    data: str | list[str] | None = None  # a LeRobot dataset root, or a `dojo-bench data` out dir (train/ +
+    #   validation/); size=tiny records a tiny one into out/data when null
+    validation: str | list[str] | None = None  # validation dataset root(s); default: DIR/validation of a data
+    #   out dir
+    tokenizer: str | None = None  # stage=world_model: a tokenizer release dir (OUT/release of
+    #   stage=tokenizer); null trains one first into out/tokenizer with the same data and size
+    preset: str = "default"  # the size preset, set by size=default|tiny
+    seed: int = 0  # seeds the weights, the data order and size=tiny's own data
+    device: str = "auto"  # auto | cpu | cuda (bf16 mixed precision on CUDA only)
+    devices: int | str = 1  # Lightning devices; several GPUs: devices=N strategy=ddp (not yet tested on GPUs)
+    strategy: str = "auto"  # Lightning strategy: auto | ddp | ...
+    max_steps: int = 10000  # training steps
+    batch_size: int = 32  # clips (or frames) per step
+    clip_length: int = 13  # frames per clip: 1 context + 12 predicted (1 + 4k with the 4x temporal tokenizer)
+    learning_rate: float | None = None  # null: the module's default (tokenizer 2e-4, world model 1e-4)
+    num_workers: int = 0  # data loader processes
+    val_every: int = 1000  # training steps between validations
+    val_batches: int = 4  # validation batches per validation (the first one is also sampled: PSNR vs
+    #   copy-last)
+    checkpoint_every: int = 1000  # steps between Lightning checkpoints (out/checkpoints/last.ckpt, for
+    #   resume)
+    cache_dir: str | None = None  # decoded-frame caches; null: $DOJO_BENCH_CACHE/frames or
+    #   ~/.cache/dojo-bench/frames
     tokenizer_model: dict[str, Any] = field(default_factory=dict)  # TokenizerConfig fields (stage=tokenizer)
-    dit: dict[str, Any] = field(default_factory=dict)  # DiTConfig fields
-    world_model: dict[str, Any] = field(default_factory=dict)  # relative_actions, num_context_frames, ...
+    dit: dict[str, Any] = field(default_factory=dict)  # DiTConfig: size preset (tiny | small (CPU) | default
+    #   (GPU)) and switches
+    world_model: dict[str, Any] = field(default_factory=dict)  # WorldModelConfig fields (relative_actions,
+    #   num_context_frames, ...)
     flow: dict[str, Any] = field(default_factory=dict)  # FlowConfig fields
     sampler: dict[str, Any] = field(default_factory=dict)  # SamplerConfig fields (validation rollouts)
-    tiny_data: dict[str, Any] = field(default_factory=dict)  # DataConfig fields for the self-recorded dataset
-    value_model: dict[str, Any] = field(default_factory=dict)  # ValueModelConfig fields (stage=value_model)
-    policy: dict[str, Any] = field(default_factory=dict)  # PixelConfig fields (stage=policy)
-    # LitPixelWorldModelConfig fields (stage=pixel_world_model)
-    pixel: dict[str, Any] = field(default_factory=dict)
-    init: str | None = None  # stage=pixel_world_model: start from this release's weights (architecture kept)
-    policy_episodes: str = (
-        "expert"  # stage=policy: clone this data policy's episodes (meta/dojo.json), or "all"
-    )
-    max_episodes: int | None = None  # stage=policy|value_model: train on the first N chosen episodes only
-    save_steps: list[int] | None = None  # stage=policy: also save pretrained_model folders at these steps
-    label_stride: int = 1  # stage=policy, DAgger datasets: train on frames at multiples of this (their chunk)
-    compile: str = "auto"  # torch.compile the trained network: auto (CUDA only) | true | false
+    tiny_data: dict[str, Any] = field(default_factory=dict)  # DataConfig fields of the dataset size=tiny
+    #   records when data= is not given
+    value_model: dict[str, Any] = field(default_factory=dict)  # ValueModelConfig (stage=value_model): frames
+    #   -> progress in [0, 1] + success logit
+    policy: dict[str, Any] = field(default_factory=dict)  # PixelConfig (stage=policy): the project's LeRobot
+    #   pixel policy (type dojo_pixel)
+    pixel: dict[str, Any] = field(default_factory=dict)  # LitPixelWorldModelConfig (stage=pixel_world_model):
+    #   the CPU world model in pixel space; clip_length = num_context_frames + unrolled steps (e.g. 3 + 8 = 11)
+    init: str | None = None  # stage=pixel_world_model: start from this release's weights (fine-tuning;
+    #   architecture kept)
+    policy_episodes: str = "expert"  # stage=policy: clone this data policy's episodes (meta/dojo.json
+    #   policies), or all
+    max_episodes: int | None = None  # stage=policy|value_model: use only the first N chosen training episodes
+    #   (zoo: data size)
+    save_steps: list[int] | None = None  # stage=policy: also write out/checkpoints/step-N/pretrained_model at
+    #   these steps, e.g. save_steps=[500,1000,2000] (zoo: training steps); the last step is always saved
+    label_stride: int = 1  # stage=policy: in DAgger data (gt.expert_action), train only on frames at
+    #   multiples of this, where the expert's look-ahead chunk starts (the learner's chunk size, e.g. 8)
+    compile: str = "auto"  # torch.compile the network: auto (CUDA only; CPU needs a C++ toolchain) | true |
+    #   false
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:

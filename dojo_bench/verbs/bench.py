@@ -69,26 +69,31 @@ GPU_PEAK_TFLOPS = {
 
 @dataclass
 class BenchConfig:
-    """What ``dojo-bench bench`` measures. Built by the CLI from Hydra (conf/bench); validated here."""
+    """What ``dojo-bench bench`` measures. Built by the CLI from Hydra (its keys: dojo_bench/schemas.py); validated
+    here."""
 
-    out: str = ""
-    what: str = "all"
-    release: str | None = None
-    device: str = "auto"
-    seed: int = 0
-    preset: str = "default"
-    threads: int | None = None
-    batch_size: int = 32
-    clip_length: int = 13
-    warmup_steps: int = 2
-    steps: int = 10
-    peak_tflops: float | None = None
-    imagine_batches: list[int] = field(default_factory=lambda: [1, 8])
-    imagine_chunks: int = 3
-    sampler: dict[str, Any] = field(default_factory=dict)
-    tokenizer_model: dict[str, Any] = field(default_factory=dict)
-    dit: dict[str, Any] = field(default_factory=dict)
-    compile: str = "auto"  # torch.compile the DiT: auto (CUDA only) | true | false
+    out: str = ""  # directory to write bench.json (required)
+    what: str = "all"  # all | train | imagine
+    release: str | None = None  # a world-model release dir to benchmark instead of a fresh model of the given
+    #   size
+    device: str = "auto"  # auto | cpu | cuda (bf16 autocast on CUDA, float32 on CPU, as in training)
+    seed: int = 0  # seeds the random weights and the synthetic batches
+    preset: str = "default"  # the size preset, set by size=default|tiny
+    threads: int | None = None  # CPU threads for torch (null: torch's default)
+    batch_size: int = 32  # training samples per step
+    clip_length: int = 13  # frames per training clip (1 context + 12 predicted)
+    warmup_steps: int = 2  # untimed training steps first (allocator, kernels)
+    steps: int = 10  # timed training steps
+    peak_tflops: float | None = None  # the device's peak dense TFLOP/s for MFU; null: a table of known GPUs
+    #   (bf16 dense), else measured: the best fp32 matmul rate of this device (docs in dojo_bench/verbs/bench.py)
+    imagine_batches: list[int] = field(default_factory=lambda: [1, 8])  # imagination batch sizes: one stream,
+    #   then batched
+    imagine_chunks: int = 3  # timed action chunks (4 frames each) per batch size, after one untimed chunk
+    sampler: dict[str, Any] = field(default_factory=dict)  # SamplerConfig fields of a fresh model
+    tokenizer_model: dict[str, Any] = field(default_factory=dict)  # TokenizerConfig fields of a fresh model
+    dit: dict[str, Any] = field(default_factory=dict)  # DiTConfig of a fresh model: size preset and switches
+    compile: str = "auto"  # torch.compile the network: auto (CUDA only; CPU needs a C++ toolchain) | true |
+    #   false
 
     def __post_init__(self) -> None:
         self.compile = normalise_compile(self.compile)

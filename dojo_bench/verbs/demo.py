@@ -46,23 +46,31 @@ DEMO_FILE = "demo.json"
 
 @dataclass
 class DemoConfig:
-    """What ``dojo-bench demo`` runs. Built by the CLI from Hydra (conf/demo); validated here."""
+    """What ``dojo-bench demo`` runs. Built by the CLI from Hydra (its keys: dojo_bench/schemas.py); validated
+    here."""
 
-    out: str = ""
-    task: str = "pusht_bench"
-    seed: int = 0
-    device: str = "auto"
-    workers: int = 2  # processes for recording and for the real rollouts of single policies
-    preset: str = "default"
-    train: bool = False  # build data, models and policies first instead of using the shipped ones
+    out: str = ""  # where every stage's run and the reports go
+    task: str = "pusht_bench"  # the dojo task
+    seed: int = 0  # every stage's seed
+    device: str = "auto"  # auto | cpu | cuda
+    workers: int = 2  # processes for recording and the single policies' real rollouts
+    preset: str = "default"  # the size preset, set by size=default|tiny
+    train: bool = False  # true: build data, models and policies first (the settings below) instead of the
+    #   shipped ones
     zoo_checkpoints: int = 6  # shipped zoo checkpoints to rank, spread over their real success (0: all)
-    data: dict[str, Any] = field(default_factory=dict)  # DataConfig settings
-    tokenizer: dict[str, Any] = field(default_factory=dict)  # TrainConfig settings, stage=tokenizer
-    world_model: dict[str, Any] = field(default_factory=dict)  # TrainConfig settings, stage=world_model
-    value_model: dict[str, Any] = field(default_factory=dict)  # TrainConfig settings, stage=value_model
-    policies: dict[str, Any] = field(default_factory=dict)  # TrainConfig settings, stage=policy
-    evaluate: dict[str, Any] = field(default_factory=dict)  # EvaluateConfig settings
-    plan: dict[str, Any] = field(default_factory=dict)  # PlanConfig settings
+    data: dict[str, Any] = field(
+        default_factory=dict
+    )  # train=true: `dojo-bench data kind=robot` (policy mix:
+    #   expert, noisy, random)
+    tokenizer: dict[str, Any] = field(default_factory=dict)  # `dojo-bench train stage=tokenizer`
+    world_model: dict[str, Any] = field(default_factory=dict)  # `dojo-bench train stage=world_model`
+    value_model: dict[str, Any] = field(default_factory=dict)  # `dojo-bench train stage=value_model`
+    policies: dict[str, Any] = field(default_factory=dict)  # `dojo-bench train stage=policy`: one run on the
+    #   expert episodes, saved at several steps
+    evaluate: dict[str, Any] = field(default_factory=dict)  # `dojo-bench evaluate` on the checkpoints:
+    #   imagined and real episodes on the same seeds
+    plan: dict[str, Any] = field(default_factory=dict)  # `dojo-bench plan` with the checkpoints as the
+    #   ensemble
 
     def __post_init__(self) -> None:
         if not self.out:

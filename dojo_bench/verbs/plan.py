@@ -70,10 +70,8 @@ class PlanConfig:
     """What ``dojo-bench plan`` runs. Built by the CLI from Hydra (conf/plan); validated here."""
 
     out: str = ""  # directory to write episodes.parquet, summary.json (required)
-    policies: list[str] | None = (
-        None  # pretrained_model folders, the ensemble: policies=[DIR1,DIR2,...] (same
-    )
-    #   action dim and chunk)
+    policies: list[str] | None = None  # pretrained_model folders, the ensemble: policies=[DIR1,DIR2,...]
+    #   (same action dim and chunk)
     world_model: str | None = None  # a world-model release dir (`dojo-bench train stage=world_model`
     #   OUT/release)
     value_model: str | None = None  # a value-model release dir (`dojo-bench train stage=value_model`

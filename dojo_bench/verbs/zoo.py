@@ -53,30 +53,34 @@ SELECTION_KEYS = frozenset({"count", "low", "high", "min_gap", "min_runs", "fp16
 
 @dataclass
 class ZooConfig:
-    """What ``dojo-bench zoo`` builds. Built by the CLI from Hydra (conf/zoo); validated here."""
+    """What ``dojo-bench zoo`` builds. Built by the CLI from Hydra (its keys: dojo_bench/schemas.py); validated
+    here."""
 
-    out: str = ""
-    task: str = "pusht_bench"
-    seed: int = 0
-    device: str = "auto"
-    workers: int = 2  # processes for recording and for the real rollouts
-    preset: str = "default"
-    expert_data: dict[str, Any] = field(default_factory=dict)  # DataConfig settings of data/expert
-    dagger_data: dict[str, Any] = field(default_factory=dict)  # DataConfig settings of each data/dagger{i}
-    train: dict[str, Any] = field(default_factory=dict)  # TrainConfig settings shared by every round
-    rounds: list[dict[str, Any]] = field(
-        default_factory=list
-    )  # per round: TrainConfig settings + learner_step
-    real_seeds: int = 100  # real episodes per checkpoint: dojo seeds 0 .. real_seeds-1
+    out: str | None = None  # where every stage goes (required to build); the shipped set ends in out/zoo
+    task: str = "pusht_bench"  # the dojo task
+    seed: int = 0  # the data stages' seed where their settings give none (round i's DAgger data: + 1000 i)
+    device: str = "auto"  # auto | cpu | cuda (policy training)
+    workers: int = 2  # processes for recording and the real rollouts
+    preset: str = "default"  # the size preset, set by size=default|tiny
+    expert_data: dict[str, Any] = field(default_factory=dict)  # `dojo-bench data kind=robot policy=expert
+    #   label_chunk=8`: DAgger's round 0
+    dagger_data: dict[str, Any] = field(default_factory=dict)  # each round's `dojo-bench data ...
+    #   learner=<the previous round's checkpoint>`
+    train: dict[str, Any] = field(default_factory=dict)  # `dojo-bench train stage=policy` settings shared by
+    #   every round (the measured recipe)
+    rounds: list[dict[str, Any]] = field(default_factory=list)  # round 0 trains on the expert data; round i
+    #   also records DAgger data first, driven by round i-1's checkpoint at learner_step (null: its last), and
+    #   trains on all data so far
+    real_seeds: int = 100  # real episodes per checkpoint (dojo seeds 0..real_seeds-1)
     batch_size: int = 25  # real episodes rolled out together
-    real_max_steps: int | None = None  # None: the task's horizon (a cap for tiny runs)
-    count: int = 10  # checkpoints to ship
-    low: float = 0.10  # shipped checkpoints' real success lies in [low, high]
-    high: float = 0.90
-    min_gap: float = 0.05  # no two shipped checkpoints closer than this, where avoidable
-    min_runs: int = 3  # shipped checkpoints come from at least this many rounds, where possible
-    fp16: bool = True
-    max_fp16_change: float = 0.02  # keep the fp32 weights where fp16 moves success by more than this
+    real_max_steps: int | None = None  # cap on real episode length; null: the task's horizon
+    count: int = 10  # checkpoints to ship (25 MB budget)
+    low: float = 0.10  # shipped checkpoints' real success lies in [low, high] ...
+    high: float = 0.90  # ... (see low)
+    min_gap: float = 0.05  # ... no two closer than this where avoidable ...
+    min_runs: int = 3  # ... from at least this many rounds where possible
+    fp16: bool = True  # store weights in float16 where that moves real success by at most max_fp16_change
+    max_fp16_change: float = 0.02  # keep the fp32 weights where fp16 moves real success by more than this
 
     def __post_init__(self) -> None:
         if not self.out:
