@@ -1,7 +1,9 @@
 """``dojo-bench <verb> key=value ...``: the only Hydra-aware layer.
 
-Each verb has a Hydra config tree under ``dojo_bench/conf/<verb>/`` (a dash in the verb is an underscore there) (``config.yaml`` plus a ``size`` group with
-``default`` and ``tiny`` presets). The CLI composes it with the user's overrides, builds the verb's typed config,
+Each verb has a Hydra config tree under ``dojo_bench/conf/<verb>/`` (a dash in the verb is an underscore there):
+its keys and defaults are the verb's config dataclass registered as a structured config (``schemas.py``), then
+``config.yaml`` with the values where the CLI differs, then a ``size`` group with ``default`` and ``tiny`` presets.
+The CLI composes it with the user's overrides, builds the verb's typed config,
 calls a plain function, prints a summary, and ends with one line saying what it wrote where. Errors become one
 line on stderr and a non-zero exit code (2 for usage errors).
 """
@@ -29,12 +31,10 @@ from rich.console import Console
 from rich.table import Table
 
 from dojo_bench import schemas
-from dojo_bench import shipped as default_models
 from dojo_bench.core import run_dir
 from dojo_bench.core.errors import DojoError, UsageError
 from dojo_bench.core.progress import quiet_libraries
 from dojo_bench.core.run_dir import is_finished, prepare_run_dir
-from policies import zoo as policy_zoo
 
 USAGE = """usage: dojo-bench <verb> [key=value ...]
 
@@ -263,6 +263,8 @@ def _use_shipped(verb: str, cfg: dict[str, Any]) -> dict[str, Any]:
     when they are not given; the first line says so."""
     if cfg["preset"] == "tiny":
         return cfg
+    from dojo_bench import shipped as default_models  # lazy, see VERBS
+    from policies import zoo as policy_zoo  # lazy, see VERBS
 
     cfg, used = dict(cfg), []
     if "policies" in cfg and not cfg["policies"]:
@@ -390,6 +392,7 @@ def _verb_zoo(cfg: dict[str, Any]) -> str:
     if action != "build":
         raise UsageError(f"unknown zoo action {action!r}; choose build, list or ship")
     from dojo_bench.verbs.zoo import ZooConfig, run_zoo  # lazy, see VERBS
+    from policies import zoo as policy_zoo  # lazy, see VERBS
 
     config = build(ZooConfig, {**cfg, "out": cfg["out"] or ""})
     manifest = run_zoo(config, overwrite=bool(cfg["overwrite"]), command=run_dir.COMMAND or "")
@@ -399,6 +402,9 @@ def _verb_zoo(cfg: dict[str, Any]) -> str:
 
 
 def _zoo_list() -> str:
+    from dojo_bench import shipped as default_models  # lazy, see VERBS
+    from policies import zoo as policy_zoo  # lazy, see VERBS
+
     zoo = policy_zoo.shipped_zoo()
     policy_zoo.print_manifest(zoo.manifest)
     for entry in default_models.shipped_models():
@@ -419,6 +425,9 @@ def _zoo_list() -> str:
 
 def _zoo_ship(cfg: dict[str, Any]) -> str:
     """Copy a built zoo (zoo_dir=) and/or trained releases (world_model=, value_model=) into the package."""
+    from dojo_bench import shipped as default_models  # lazy, see VERBS
+    from policies import zoo as policy_zoo  # lazy, see VERBS
+
     shipped = []
     if cfg["zoo_dir"]:
         source = Path(cfg["zoo_dir"]).expanduser()
@@ -459,8 +468,9 @@ def _evaluation_figures(run: str) -> dict[str, Any]:
     return figures
 
 
-# Each _verb_* function imports its verb's modules itself (the "lazy, see VERBS" imports): the CLI starts, and
-# answers --help, without loading torch, Lightning and lerobot, and a verb loads only what it runs.
+# Each _verb_* function imports its verb's modules itself (the "lazy, see VERBS" imports): the CLI starts without
+# loading torch, Lightning and lerobot, and a verb loads only what it runs (its --help and its config load the
+# module of its config dataclass, see schemas.py).
 VERBS: dict[str, Callable[[dict[str, Any]], str]] = {
     "data": _verb_data,
     "inspect": _verb_inspect,
