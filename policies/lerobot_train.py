@@ -132,7 +132,7 @@ class LerobotTrainConfig:
 def make_train_config(cfg: LerobotTrainConfig):
     """lerobot's ``TrainPipelineConfig`` for ``cfg``: the dataset read from its folder with pyav, no evaluation
     env (dojo-bench evaluates), no wandb, a checkpoint every ``save_freq`` steps and at the end."""
-    from lerobot.configs.default import DatasetConfig, WandBConfig
+    from lerobot.configs.default import DatasetConfig, WandBConfig  # lerobot is slow to import: only to train
     from lerobot.configs.policies import PreTrainedConfig
     from lerobot.configs.train import TrainPipelineConfig
 
@@ -199,7 +199,7 @@ def checkpoint_folders(out: str | Path) -> list[Path]:
 def train(cfg: LerobotTrainConfig, quiet: bool = False) -> Path:
     """Run lerobot's trainer (``lerobot.scripts.lerobot_train.train``) in this process; returns the last
     checkpoint's ``pretrained_model`` folder. ``quiet`` hides lerobot's printed config."""
-    from lerobot.scripts.lerobot_train import train as lerobot_train
+    from lerobot.scripts.lerobot_train import train as lerobot_train  # lerobot is slow to import: only to train
 
     config = make_train_config(cfg)
     with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():

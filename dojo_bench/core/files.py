@@ -56,7 +56,7 @@ def read_input_parquet(path: str | Path, columns: list[str] | None = None):
     """A parquet table the user handed in (a dataset's frames or episodes, a run's results) as a DataFrame; one
     DojoError line naming the file when it cannot be read (a damaged file, a missing column)."""
     import pandas as pd  # only the readers of tables pay for pandas
-    import pyarrow as pa
+    import pyarrow as pa  # the same: parquet only for those readers
 
     try:
         return pd.read_parquet(path, columns=columns)

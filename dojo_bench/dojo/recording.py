@@ -345,7 +345,7 @@ def check_vcodec(vcodec: str) -> None:
     """``vcodec`` must be one of lerobot's encoder names (``auto``: the best hardware encoder, else libsvtav1) that
     this FFmpeg has; one UsageError line otherwise, before anything is recorded."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # huggingface_hub reads it when lerobot imports it
-    import av
+    import av  # after the environment above; av and lerobot are slow to import
     from lerobot.datasets.video_utils import VALID_VIDEO_CODECS
 
     if vcodec not in VALID_VIDEO_CODECS:
