@@ -199,7 +199,8 @@ def checkpoint_folders(out: str | Path) -> list[Path]:
 def train(cfg: LerobotTrainConfig, quiet: bool = False) -> Path:
     """Run lerobot's trainer (``lerobot.scripts.lerobot_train.train``) in this process; returns the last
     checkpoint's ``pretrained_model`` folder. ``quiet`` hides lerobot's printed config."""
-    from lerobot.scripts.lerobot_train import train as lerobot_train  # lerobot is slow to import: only to train
+    # lerobot is slow to import: only to train
+    from lerobot.scripts.lerobot_train import train as lerobot_train
 
     config = make_train_config(cfg)
     with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():

@@ -49,7 +49,9 @@ def build_pixel_module(cfg: TrainConfig, datamodule):
     if start is not None:
         missing, unexpected = module.model.load_state_dict(start.state_dict(), strict=False)
         if unexpected or any(not key.startswith("displacement.") for key in missing):
-            raise DojoError(f"init={cfg.init}: its weights do not fit the model ({(unexpected or missing)[0]})")
+            raise DojoError(
+                f"init={cfg.init}: its weights do not fit the model ({(unexpected or missing)[0]})"
+            )
     return module
 
 
