@@ -31,7 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dojo_bench import schemas
-from dojo_bench.core import run_dir
+from dojo_bench.core import run_dir, stop
 from dojo_bench.core.errors import DojoError, UsageError
 from dojo_bench.core.progress import quiet_libraries
 from dojo_bench.core.run_dir import is_finished, prepare_run_dir
@@ -492,10 +492,6 @@ def _verb_help(verb: str) -> str:
     return schemas.verb_help(verb, _compose(verb, [], resolve=False))
 
 
-def _terminate(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -510,7 +506,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     run_dir.COMMAND = shlex.join(["dojo-bench", verb, *args])
-    signal.signal(signal.SIGTERM, _terminate)  # a kill (not -9) stops like Ctrl-C: one line, resumable
+    stop.clear()
+    signal.signal(signal.SIGTERM, stop.request)  # a kill (not -9) stops like Ctrl-C: one line, resumable
+    signal.signal(signal.SIGINT, stop.request)  # Ctrl-C, also when it lands inside a physics callback
 
     quiet_libraries()
     overrides = []

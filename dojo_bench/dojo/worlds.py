@@ -28,6 +28,7 @@ with warnings.catch_warnings():
     from gym_pusht.envs.pusht import PushTEnv
     from gym_pusht.envs.pymunk_override import DrawOptions
 
+from dojo_bench.core import stop
 from dojo_bench.core.keys import GT_COVERAGE, GT_OBJECT_POSE, GT_PROGRESS, GT_SUCCESS, OBS_IMAGE, OBS_STATE
 from dojo_bench.dojo.tasks import GOAL_POSE, TaskSpec
 
@@ -90,6 +91,7 @@ class PushWorld(PushTEnv):
             acceleration = self.k_p * (target - self.agent.position) - self.k_v * self.agent.velocity
             self.agent.velocity += acceleration * self.dt
             self.space.step(self.dt)
+        stop.check()  # a stop that landed inside pymunk's collision callback was dropped there
 
     def snapshot(self) -> PhysicsState:
         return PhysicsState(
