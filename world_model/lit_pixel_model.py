@@ -143,7 +143,7 @@ def denoised_step(
     t = level[:, None, None, None]
     noisy = t * torch.randn_like(newest) + (1 - t) * (target - newest)
     image = model.context_inputs(context, context_states, action)
-    frame = model.predict_change(image, newest, inputs, noisy, level).clamp(0, 1)
+    frame = model.predict_frame(image, newest, inputs, noisy, level).clamp(0, 1)
     return frame, model.next_state(inputs, context_states[:, -1])
 
 

@@ -32,7 +32,7 @@ from world_model.pixel_model import PixelWorldModel
 
 
 @dataclass
-class OnePassConfig:
+class PixelSamplerConfig:
     """What the run records as its sampler: one deterministic pass per frame, or the stochastic model's steps."""
 
     method: str = "one_pass"
@@ -40,8 +40,8 @@ class OnePassConfig:
 
 
 @dataclass
-class OnePass:
-    cfg: OnePassConfig = field(default_factory=OnePassConfig)
+class PixelSampler:
+    cfg: PixelSamplerConfig = field(default_factory=PixelSamplerConfig)
 
 
 class PixelImaginedEnv:
@@ -53,8 +53,10 @@ class PixelImaginedEnv:
         self.model = model.to(device).eval()
         self.device = torch.device(device)
         cfg = model.cfg
-        self.sampler = OnePass(
-            OnePassConfig("few_step_flow", cfg.sampling_steps) if cfg.stochastic else OnePassConfig()
+        self.sampler = PixelSampler(
+            PixelSamplerConfig("few_step_flow", cfg.sampling_steps)
+            if cfg.stochastic
+            else PixelSamplerConfig()
         )
         self.seed = seed
         self._generator = torch.Generator(self.device)

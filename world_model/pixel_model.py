@@ -225,7 +225,7 @@ class PixelWorldModel(nn.Module):
             x = torch.cat([x, self.blobs(torch.stack([action, states[:, -1]], 1))], 1)
         return x
 
-    def predict_change(
+    def predict_frame(
         self,
         image: Tensor,
         newest: Tensor,
@@ -276,14 +276,14 @@ class PixelWorldModel(nn.Module):
         inputs = self.conditioning_inputs(states, action)  # (B, A + 2S)
         image, newest = self.context_inputs(frames, states, action), frames[:, -1]
         if not c.stochastic:
-            frame = self.predict_change(image, newest, inputs)
+            frame = self.predict_frame(image, newest, inputs)
         else:
             b = frames.shape[0]
             noisy = torch.randn(newest.shape, generator=generator, device=newest.device, dtype=newest.dtype)
             times = torch.linspace(1.0, 0.0, c.sampling_steps + 1).tolist()
             for t, t_next in zip(times[:-1], times[1:], strict=True):
                 level = torch.full((b,), t, device=newest.device, dtype=newest.dtype)
-                clean = self.predict_change(image, newest, inputs, noisy, level) - newest  # (B, 3, H, W)
+                clean = self.predict_frame(image, newest, inputs, noisy, level) - newest  # (B, 3, H, W)
                 noise = (noisy - (1 - t) * clean) / t  # the noise this estimate implies
                 noisy = t_next * noise + (1 - t_next) * clean
             frame = newest + noisy

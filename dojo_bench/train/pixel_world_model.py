@@ -35,10 +35,11 @@ def build_pixel_module(cfg: TrainConfig, datamodule):
         "image_size": datamodule.cfg.image_size,
     }
     start = load_pixel_release(cfg.init, datamodule) if cfg.init else None
+    adds_head = start is not None and bool(asked.get("warp")) and not start.cfg.warp
     if start is not None:
-        model = dataclasses.asdict(start.cfg)  # fine-tuning keeps the architecture and the normalisation,
-        if asked.get("warp"):  # but may add the displacement head (zero-initialised: the start's predictions)
-            model["warp"] = True
+        # Fine-tuning keeps the architecture and the normalisation, but may add the displacement head
+        # (zero-initialised, so the model starts from the release's predictions).
+        model = {**dataclasses.asdict(start.cfg), "warp": start.cfg.warp or adds_head}
     try:
         extra = {"learning_rate": cfg.learning_rate} if cfg.learning_rate else {}
         module = LitPixelWorldModel(
@@ -47,11 +48,7 @@ def build_pixel_module(cfg: TrainConfig, datamodule):
     except (TypeError, ValueError) as error:
         raise config_error(error) from None
     if start is not None:
-        missing, unexpected = module.model.load_state_dict(start.state_dict(), strict=False)
-        if unexpected or any(not key.startswith("displacement.") for key in missing):
-            raise DojoError(
-                f"init={cfg.init}: its weights do not fit the model ({(unexpected or missing)[0]})"
-            )
+        module.model.load_state_dict(start.state_dict(), strict=not adds_head)  # only the new head is missing
     return module
 
 
