@@ -34,7 +34,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from dojo_bench.core.errors import DojoError
 from dojo_bench.core.files import atomic_write, read_input_json, read_input_parquet
-from dojo_bench.core.keys import ACTION, OBS_IMAGE, OBS_STATE
+from dojo_bench.core.keys import ACTION, GT_OBJECT_POSE, OBS_IMAGE, OBS_STATE
 
 CACHE_ENV = "DOJO_BENCH_CACHE"  # where decoded-frame caches go when cache_dir is not given
 
@@ -53,6 +53,7 @@ class ClipDataConfig:
     temporal_compression: int = 4
     image_size: int = 96
     require_actions: bool = True
+    object_pose: bool = False  # also read gt.object_pose (the dojo's ground truth), for models with an object
     relative_actions: bool = True  # normalisation stats are taken on the actions the model will see
     clip_stride: int = 1  # frames between the starts of consecutive clips of an episode
     batch_size: int = 32
@@ -269,14 +270,22 @@ class ClipDataset(CachedFrames, Dataset):
 
         self.actions: np.ndarray | None = None
         self.states: np.ndarray | None = None
+        self.poses: np.ndarray | None = None  # (N, 3) gt.object_pose with cfg.object_pose
+        if cfg.object_pose and GT_OBJECT_POSE not in info["features"]:
+            raise DojoError(
+                f"{self.root} has no {GT_OBJECT_POSE}: a model with object_shape trains on the dojo's ground truth "
+                "(record with `dojo-bench data`), or train without pixel.model.object_shape"
+            )
         if cfg.require_actions:
+            columns = ["index", ACTION, OBS_STATE] + ([GT_OBJECT_POSE] if cfg.object_pose else [])
             data_files = sorted((self.root / "data").rglob("*.parquet"))
             table = pd.concat(
-                [read_input_parquet(f, columns=["index", ACTION, OBS_STATE]) for f in data_files],
-                ignore_index=True,
+                [read_input_parquet(f, columns=columns) for f in data_files], ignore_index=True
             ).sort_values("index")
             self.actions = np.stack(table[ACTION].to_numpy()).astype(np.float32)
             self.states = np.stack(table[OBS_STATE].to_numpy()).astype(np.float32)
+            if cfg.object_pose:
+                self.poses = np.stack(table[GT_OBJECT_POSE].to_numpy()).astype(np.float32)
 
         self.episode_bounds = [
             (int(a), int(b))
@@ -298,6 +307,8 @@ class ClipDataset(CachedFrames, Dataset):
         if self.actions is not None:
             clip[ACTION] = torch.from_numpy(self.actions[start:stop])
             clip[OBS_STATE] = torch.from_numpy(self.states[start:stop])
+        if self.poses is not None:
+            clip[GT_OBJECT_POSE] = torch.from_numpy(self.poses[start:stop])
         return clip
 
 

@@ -17,6 +17,11 @@ Loss per step: L1 on the frame, with pixels that change between the two real fra
 times more (the white background would dominate otherwise), plus ``state_loss_weight`` times the squared state
 error in units of one step's typical change.
 
+Models with the object's pose (``object_shape``, world_model/object_pose.py) carry the data's poses
+(``gt.object_pose``) in training: the silhouettes the U-Net paints from are always the true ones, so it learns to
+render the object where its pose says; the pose dynamics head trains on states alone before the fit
+(``object_pretrain_steps`` steps of ``fit_object_dynamics``) and is frozen during it.
+
 Stochastic models (``sampling_steps >= 1``) learn to denoise instead: each step's true change is noised to a random
 level and the loss is the same weighted error, squared, of the clean frame they estimate in one pass. When training
 on their own predictions, the next context frame is a full sample (no gradient), as in imagination.
@@ -34,7 +39,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from dojo_bench.core.keys import ACTION, OBS_IMAGE, OBS_STATE
+from dojo_bench.core.keys import ACTION, GT_OBJECT_POSE, OBS_IMAGE, OBS_STATE
 from world_model.checkpoint import save_world_model
 from world_model.pixel_model import PixelWorldModel, PixelWorldModelConfig
 
@@ -51,6 +56,8 @@ class LitPixelWorldModelConfig:
     state_loss_weight: float = 1.0
     teacher_forcing_fraction: float = 0.25
     free_steps: int = 0  # at most this many steps rolled out without gradient before the loss steps
+    object_pretrain_steps: int = 8000  # object_shape: steps of fit_object_dynamics on states before the fit
+    object_unroll: int = 16  # object_shape: steps each of those unrolls on its own poses
 
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):
@@ -67,6 +74,8 @@ class LitPixelWorldModelConfig:
             raise ValueError("moving_weight and state_loss_weight must be >= 0")
         if self.free_steps < 0:
             raise ValueError(f"free_steps must be >= 0, got {self.free_steps}")
+        if self.object_pretrain_steps < 0 or self.object_unroll < 1:
+            raise ValueError("object_pretrain_steps must be >= 0 and object_unroll >= 1")
 
 
 def unroll_losses(
@@ -81,9 +90,13 @@ def unroll_losses(
     copy-last-frame and the mean state error in arena units. ``free_steps`` rolls out the first 0..free_steps
     steps (drawn once per batch) on the model's own predictions without gradient; the loss covers the
     ``T - n - free_steps`` steps after them."""
-    n = model.cfg.num_context_frames
+    n, agent = model.cfg.num_context_frames, model.cfg.state_dim
     frames = batch[OBS_IMAGE].float() / 255  # (B, T, 3, H, W)
     states, actions = batch[OBS_STATE].float(), batch[ACTION].float()  # (B, T, S), (B, T, A)
+    poses = None
+    if model.cfg.has_object:
+        poses = batch[GT_OBJECT_POSE].float()  # (B, T, 3): the silhouettes are always the data's
+        states = torch.cat([states, poses], -1)  # (B, T, S + 3)
     steps = frames.shape[1] - n - free_steps
     if steps < 1:
         raise ValueError(
@@ -94,7 +107,8 @@ def unroll_losses(
     skip = int(torch.randint(0, free_steps + 1, ())) if free_steps else 0
     with torch.no_grad():
         for k in range(skip):  # the free prefix: the model's own predictions, no gradient
-            frame, state = model.step(context, context_states, actions[:, n - 1 + k])
+            pose = None if poses is None else poses[:, n + k]
+            frame, state = model.step(context, context_states, actions[:, n - 1 + k], next_pose=pose)
             context = torch.cat([context[:, 1:], frame[:, None]], 1)
             context_states = torch.cat([context_states[:, 1:], state[:, None]], 1)
     if not own_predictions:
@@ -104,21 +118,23 @@ def unroll_losses(
     for k in range(skip, skip + steps):
         t = n - 1 + k  # the newest context frame
         target, current = frames[:, t + 1], frames[:, t]
+        pose = None if poses is None else poses[:, t + 1]
         if stochastic:
-            frame, state = denoised_step(model, context, context_states, actions[:, t], target)
+            frame, state = denoised_step(model, context, context_states, actions[:, t], target, pose)
         else:
-            frame, state = model.step(context, context_states, actions[:, t])
+            frame, state = model.step(context, context_states, actions[:, t], next_pose=pose)
         moving = ((target - current).abs().sum(1, keepdim=True) > moving_threshold).float()  # (B, 1, H, W)
         weight = 1 + moving_weight * moving
         power = 2 if stochastic else 1  # a denoiser's estimate is the mean (squared error); one pass: L1
         frame_loss = frame_loss + (weight * (frame - target).abs().pow(power)).mean()
         copy_loss = copy_loss + (weight * (current - target).abs().pow(power)).mean().detach()
-        state_loss = state_loss + ((state - states[:, t + 1]) / model.cfg.delta_scale).square().mean()
-        state_error = state_error + (state - states[:, t + 1]).norm(dim=-1).mean().detach()
+        miss = state[:, :agent] - states[:, t + 1, :agent]  # the agent's (the object's pose is the data's)
+        state_loss = state_loss + (miss / model.cfg.delta_scale).square().mean()
+        state_error = state_error + miss.norm(dim=-1).mean().detach()
         if own_predictions:
             if stochastic:  # the next context frame is a sample, as in imagination (no gradient through it)
                 with torch.no_grad():
-                    frame, _ = model.step(context, context_states, actions[:, t])
+                    frame, _ = model.step(context, context_states, actions[:, t], next_pose=pose)
             context = torch.cat([context[:, 1:], frame[:, None]], 1)
             context_states = torch.cat([context_states[:, 1:], state[:, None]], 1)
         else:
@@ -132,19 +148,29 @@ def unroll_losses(
 
 
 def denoised_step(
-    model: PixelWorldModel, context: Tensor, context_states: Tensor, action: Tensor, target: Tensor
+    model: PixelWorldModel,
+    context: Tensor,
+    context_states: Tensor,
+    action: Tensor,
+    target: Tensor,
+    next_pose: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """A stochastic model's training step: the change from the newest context frame to ``target`` (B, 3, H, W) is
     noised to a level t ~ U(0, 1) per sample (x_t = t * noise + (1 - t) * change) and denoised in one pass.
-    Returns (the clean frame it estimates (B, 3, H, W) in [0, 1], the next state (B, S))."""
+    Returns (the clean frame it estimates (B, 3, H, W) in [0, 1], the next state (B, S [+ 3])); with an object,
+    ``next_pose`` (B, 3) is the data's next pose."""
     newest = context[:, -1]
     inputs = model.conditioning_inputs(context_states, action)
     level = torch.rand(newest.shape[0], device=newest.device)  # (B,)
     t = level[:, None, None, None]
     noisy = t * torch.randn_like(newest) + (1 - t) * (target - newest)
-    image = model.context_inputs(context, context_states, action)
+    state = model.next_state(inputs, context_states[:, -1])
+    if model.cfg.has_object:
+        next_pose = model.next_pose(context_states, action) if next_pose is None else next_pose
+        state = torch.cat([state, next_pose], 1)
+    image = model.context_inputs(context, context_states, action, next_pose)
     frame = model.predict_frame(image, newest, inputs, noisy, level).clamp(0, 1)
-    return frame, model.next_state(inputs, context_states[:, -1])
+    return frame, state
 
 
 class LitPixelWorldModel(L.LightningModule):
@@ -154,6 +180,8 @@ class LitPixelWorldModel(L.LightningModule):
         super().__init__()
         self.cfg = cfg
         self.model = PixelWorldModel(cfg.model)
+        if cfg.model.has_object:  # trained on states before the fit (fit_object_dynamics), frozen in it
+            self.model.object_dynamics.requires_grad_(False)
         # Plain JSON in the Lightning checkpoint, so resuming never unpickles objects.
         self.save_hyperparameters({"config": dataclasses.asdict(cfg)})
 

@@ -13,6 +13,10 @@ every ``reset``, so the rollout is a pure function of those and the seed.
 
 Context: the last ``num_context_frames`` frames and states, kept in float as the model predicted them (the
 unrolled training saw its own float predictions); ``reset`` repeats the one observed frame (no motion yet).
+
+A model with the object's pose (``object_shape``) starts from ``gt.object_pose`` (B, 3) when the observations hold
+it, else from the probe reading the start frames; ``observation.state`` stays the agent's, and ``info`` also holds
+the imagined poses, ``info["object_pose"]`` (B, K, 3).
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dojo_bench.core.keys import OBS_IMAGE, OBS_STATE
+from dojo_bench.core.keys import GT_OBJECT_POSE, OBS_IMAGE, OBS_STATE
 from world_model.checkpoint import load_world_model, read_config
 from world_model.imagined_env import images_to_model_layout
+from world_model.object_pose import pose_from_frames
 from world_model.pixel_model import PixelWorldModel
 
 
@@ -101,6 +106,8 @@ class PixelImaginedEnv:
                 f"{OBS_STATE} must be (B, {self.state_dim}) = ({images.shape[0]}, {self.state_dim}), "
                 f"got {tuple(states.shape)}"
             )
+        if self.model.cfg.has_object:
+            states = torch.cat([states, self._start_poses(observations, images)], 1)  # (B, S + 3)
         n = self.num_context_frames
         frames = images.float().div(255).to(self.device)
         self._frames = frames[:, None].expand(-1, n, -1, -1, -1).contiguous()  # (B, n, 3, H, W)
@@ -134,13 +141,31 @@ class PixelImaginedEnv:
             states.append(state)
         self.num_steps += actions.shape[1]
         images = (torch.stack(frames, 1) * 255).round().to(torch.uint8)  # (B, K, 3, H, W)
-        all_states = torch.stack(states, 1)  # (B, K, S)
+        all_states = torch.stack(states, 1)  # (B, K, S [+ 3])
         info = {
             "frames": images.permute(0, 1, 3, 4, 2).cpu().numpy(),
-            "states": all_states.cpu().numpy().astype(np.float32),
+            "states": all_states[..., : self.state_dim].cpu().numpy().astype(np.float32),
             "steps": self.num_steps,
         }
-        return self._observation(frames[-1], states[-1]), info
+        if self.model.cfg.has_object:
+            info["object_pose"] = all_states[..., self.state_dim :].cpu().numpy().astype(np.float32)
+        return self._observation(frames[-1], states[-1][:, : self.state_dim]), info
+
+    def _start_poses(self, observations: dict[str, Any], images: Tensor) -> Tensor:
+        """(B, 3) the object's start pose: the observations' ground truth, else the probe's reading of the
+        start frames ``images`` (B, 3, H, W) uint8."""
+        b = len(observations[OBS_STATE])
+        if GT_OBJECT_POSE in observations:
+            poses = torch.as_tensor(np.asarray(observations[GT_OBJECT_POSE]), dtype=torch.float32)
+        else:
+            frames = images.permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, 3) uint8
+            try:
+                poses = torch.from_numpy(pose_from_frames(frames, self.model.cfg.object_shape))
+            except ValueError as error:
+                raise ValueError(f"the world model carries the object's pose, and {error}") from None
+        if poses.shape != (b, 3):
+            raise ValueError(f"{GT_OBJECT_POSE} must be (B, 3) = ({b}, 3), got {tuple(poses.shape)}")
+        return poses
 
     @staticmethod
     def _observation(frame: Tensor, state: Tensor) -> dict[str, np.ndarray]:

@@ -21,6 +21,11 @@ Action conditioning, two paths:
 The next state comes from a small MLP head on the same inputs (the agent follows its target; the pixels of the
 agent are predicted by the U-Net).
 
+The pushed object's pose as state (``object_shape``, e.g. ``"tee"``; world_model/object_pose.py): the model also
+carries the object's pose (x, y, theta) after the agent's state, so its states are (B, n, S + 3); a dynamics head
+predicts the next pose, and the object is drawn at its current and next pose as two more input channels, so the
+U-Net paints the object where the dynamics put it instead of averaging where it might be.
+
 Moving objects, two ways to draw them:
 - ``warp=False``: the next frame is the newest frame plus a predicted change. Where the motion is uncertain the
   change averages the outcomes, and a pushed object turns into overlapping ghosts that compound in closed loop.
@@ -49,6 +54,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from world_model.object_pose import ObjectDynamics, check_shape, last_three, shape_parts, silhouettes
+
 
 @dataclass
 class PixelWorldModelConfig:
@@ -67,6 +74,10 @@ class PixelWorldModelConfig:
     blob_sigma: float = 1.5  # blob width in image pixels
     warp: bool = False  # also predict a per-pixel displacement and resample the newest frame with it
     sampling_steps: int = 0  # 0: one deterministic pass; N >= 1: a denoiser of the change, sampled in N steps
+    object_shape: str = (
+        ""  # "tee": also carry the pushed object's pose and draw it (world_model/object_pose.py)
+    )
+    object_hidden: int = 256  # width of the object dynamics head
     # Normalisation, set from the training data: relative action (action - state), state, one step's change.
     action_offset: float = 0.0
     action_scale: float = 1.0
@@ -93,6 +104,9 @@ class PixelWorldModelConfig:
             )
         if self.action_maps and (self.action_dim != 2 or self.state_dim != 2):
             raise ValueError("action_maps draws 2-D positions: it needs action_dim = state_dim = 2")
+        check_shape(self.object_shape)
+        if self.object_shape and (self.action_dim != 2 or self.state_dim != 2):
+            raise ValueError("object_shape pushes with a 2-D agent: it needs action_dim = state_dim = 2")
         if min(self.action_scale, self.state_scale, self.delta_scale, self.arena_size, self.blob_sigma) <= 0:
             raise ValueError("scales, arena_size and blob_sigma must be positive")
 
@@ -101,9 +115,20 @@ class PixelWorldModelConfig:
         return self.sampling_steps > 0
 
     @property
+    def has_object(self) -> bool:
+        return bool(self.object_shape)
+
+    @property
+    def full_state_dim(self) -> int:
+        """What the model carries per frame: the agent's state, then the object's pose with ``object_shape``."""
+        return self.state_dim + (3 if self.has_object else 0)
+
+    @property
     def in_channels(self) -> int:
-        """Channels before unshuffling: n RGB frames, two blob maps with action_maps, the noisy change if sampled."""
-        return 3 * self.num_context_frames + (2 if self.action_maps else 0) + (3 if self.stochastic else 0)
+        """Channels before unshuffling: n RGB frames, two blob maps with action_maps, two silhouettes with an
+        object, the noisy change if sampled."""
+        maps = (2 if self.action_maps else 0) + (2 if self.has_object else 0)
+        return 3 * self.num_context_frames + maps + (3 if self.stochastic else 0)
 
     @property
     def cond_inputs(self) -> int:
@@ -185,6 +210,9 @@ class PixelWorldModel(nn.Module):
             nn.SiLU(),
             nn.Linear(cfg.state_hidden, cfg.state_dim),
         )
+        if cfg.has_object:
+            self.object_dynamics = ObjectDynamics(cfg.object_hidden)
+            self.register_buffer("_parts", shape_parts(cfg.object_shape), persistent=False)
         self.register_buffer("_grid", self._pixel_grid(cfg.image_size), persistent=False)
 
     @staticmethod
@@ -193,8 +221,10 @@ class PixelWorldModel(nn.Module):
         return torch.stack(torch.meshgrid(centres, centres, indexing="xy"))  # (2, H, W): x, y of each pixel
 
     def conditioning_inputs(self, states: Tensor, action: Tensor) -> Tensor:
-        """(B, n, S) states and (B, A) action -> (B, A + 2S): normalised relative action and last two changes."""
+        """(B, n, S [+ 3]) states and (B, A) action -> (B, A + 2S): normalised relative action and the agent's
+        last two changes."""
         c = self.cfg
+        states = states[..., : c.state_dim]
         newest = states[:, -1]
         previous = states[:, -2] if states.shape[1] > 1 else newest
         before = states[:, -3] if states.shape[1] > 2 else previous
@@ -217,13 +247,27 @@ class PixelWorldModel(nn.Module):
         grid = (where * (2.0 / self.cfg.image_size) - 1).permute(0, 2, 3, 1)  # (B, H, W, 2) in [-1, 1]
         return F.grid_sample(frame, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
-    def context_inputs(self, frames: Tensor, states: Tensor, action: Tensor) -> Tensor:
-        """frames (B, n, 3, H, W) in [0, 1], states (B, n, S), action (B, A) -> (B, 3n [+ 2], H, W): the U-Net's
-        image input before the noisy change (the blobs of the action target and the agent with action_maps)."""
+    def context_inputs(
+        self, frames: Tensor, states: Tensor, action: Tensor, next_pose: Tensor | None = None
+    ) -> Tensor:
+        """frames (B, n, 3, H, W) in [0, 1], states (B, n, S [+ 3]), action (B, A), the object's next pose (B, 3)
+        with an object -> (B, 3n [+ 2] [+ 2], H, W): the U-Net's image input before the noisy change (the blobs of
+        the action target and the agent with action_maps; the object at its newest and next pose)."""
+        c = self.cfg
         x = rearrange(frames, "b n c h w -> b (n c) h w")
-        if self.cfg.action_maps:
-            x = torch.cat([x, self.blobs(torch.stack([action, states[:, -1]], 1))], 1)
+        if c.action_maps:
+            x = torch.cat([x, self.blobs(torch.stack([action, states[:, -1, : c.state_dim]], 1))], 1)
+        if c.has_object:
+            if next_pose is None:
+                raise ValueError("a model with object_shape draws the object's next pose: pass next_pose")
+            poses = torch.stack([states[:, -1, c.state_dim :], next_pose], 1)  # (B, 2, 3)
+            x = torch.cat([x, silhouettes(poses, self._parts, self._grid, c.arena_size)], 1)
         return x
+
+    def next_pose(self, states: Tensor, action: Tensor) -> Tensor:
+        """The object dynamics head: states (B, n, S + 3) and action (B, A) -> the object's next pose (B, 3)."""
+        s = self.cfg.state_dim
+        return self.object_dynamics(last_three(states[..., :s]), last_three(states[..., s:]), action)
 
     def predict_frame(
         self,
@@ -263,18 +307,29 @@ class PixelWorldModel(nn.Module):
         return newest + change
 
     def next_state(self, inputs: Tensor, newest_state: Tensor) -> Tensor:
-        """The state head: conditioning vector (B, A + 2S) and newest state (B, S) -> next state (B, S)."""
-        return newest_state + self.state_head(inputs) * self.cfg.delta_scale
+        """The state head: conditioning vector (B, A + 2S) and newest state (B, S [+ 3]) -> the agent's next state
+        (B, S)."""
+        return newest_state[:, : self.cfg.state_dim] + self.state_head(inputs) * self.cfg.delta_scale
 
     def step(
-        self, frames: Tensor, states: Tensor, action: Tensor, generator: torch.Generator | None = None
+        self,
+        frames: Tensor,
+        states: Tensor,
+        action: Tensor,
+        generator: torch.Generator | None = None,
+        next_pose: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """One step: frames (B, n, 3, H, W) in [0, 1], states (B, n, S), action (B, A) ->
-        (next frame (B, 3, H, W) in [0, 1], next state (B, S)). Stochastic models draw their starting noise from
-        ``generator`` (torch's global one if None)."""
+        """One step: frames (B, n, 3, H, W) in [0, 1], states (B, n, S [+ 3]), action (B, A) ->
+        (next frame (B, 3, H, W) in [0, 1], next state (B, S [+ 3])). Stochastic models draw their starting noise
+        from ``generator`` (torch's global one if None). With an object, ``next_pose`` (B, 3) overrides the
+        dynamics head's (training draws the data's poses)."""
         c = self.cfg
         inputs = self.conditioning_inputs(states, action)  # (B, A + 2S)
-        image, newest = self.context_inputs(frames, states, action), frames[:, -1]
+        state = self.next_state(inputs, states[:, -1])  # (B, S)
+        if c.has_object:
+            next_pose = self.next_pose(states, action) if next_pose is None else next_pose
+            state = torch.cat([state, next_pose], 1)  # (B, S + 3)
+        image, newest = self.context_inputs(frames, states, action, next_pose), frames[:, -1]
         if not c.stochastic:
             frame = self.predict_frame(image, newest, inputs)
         else:
@@ -287,7 +342,7 @@ class PixelWorldModel(nn.Module):
                 noise = (noisy - (1 - t) * clean) / t  # the noise this estimate implies
                 noisy = t_next * noise + (1 - t_next) * clean
             frame = newest + noisy
-        return frame.clamp(0, 1), self.next_state(inputs, states[:, -1])
+        return frame.clamp(0, 1), state
 
 
 __all__ = ["PixelWorldModel", "PixelWorldModelConfig"]

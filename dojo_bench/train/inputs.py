@@ -10,6 +10,7 @@ from dojo_bench.core.run_dir import is_finished
 from dojo_bench.dojo.generate import run_data
 from dojo_bench.dojo.inspect import is_lerobot_dataset
 from dojo_bench.train.config import ACTION_STAGES, TrainConfig
+from world_model.checkpoint import CheckpointError, read_config
 from world_model.data import ClipDataConfig, ClipDataModule
 
 
@@ -71,6 +72,7 @@ def make_datamodule(cfg: TrainConfig, train: list[str], validation: list[str], t
         temporal_compression=temporal_compression,
         image_size=image_size,
         require_actions=cfg.stage in ACTION_STAGES,
+        object_pose=cfg.stage == "pixel_world_model" and wants_object_pose(cfg),
         relative_actions=bool(cfg.world_model.get("relative_actions", True)),
         batch_size=cfg.batch_size,
         num_workers=cfg.num_workers,
@@ -78,6 +80,18 @@ def make_datamodule(cfg: TrainConfig, train: list[str], validation: list[str], t
         seed=cfg.seed,
     )
     return ClipDataModule(data_cfg)
+
+
+def wants_object_pose(cfg: TrainConfig) -> bool:
+    """Whether the pixel world model carries the object's pose: asked for, or in the ``init=`` release."""
+    if (cfg.pixel.get("model") or {}).get("object_shape"):
+        return True
+    if cfg.init:
+        try:
+            return bool(read_config(cfg.init)["components"].get("pixel", {}).get("object_shape"))
+        except CheckpointError:  # a wrong init= is reported, in one line, when the release is loaded
+            return False
+    return False
 
 
 def config_error(error: Exception) -> DojoError:

@@ -86,7 +86,7 @@ def run_train(cfg: TrainConfig, overwrite: bool = False, callbacks: list | None 
     if cfg.stage == "tokenizer":
         module = build_tokenizer_module(cfg, image_size)
     elif cfg.stage == "pixel_world_model":
-        module = build_pixel_module(cfg, datamodule)
+        module = build_pixel_module(cfg, datamodule, resuming=run.resumed)
     else:
         module = build_world_model_module(cfg, tokenizer, datamodule)
 

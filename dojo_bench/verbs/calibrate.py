@@ -30,7 +30,7 @@ import numpy as np
 from dojo_bench.core.checks import check_int
 from dojo_bench.core.devices import check_device, resolve_device
 from dojo_bench.core.errors import DojoError, UsageError
-from dojo_bench.core.keys import GT_PROGRESS, GT_SUCCESS, OBS_IMAGE, OBS_STATE
+from dojo_bench.core.keys import GT_PROGRESS, GT_SUCCESS
 from dojo_bench.core.manifest import file_hashes
 from dojo_bench.core.metrics import calibrated_threshold
 from dojo_bench.core.progress import make_progress
@@ -38,7 +38,7 @@ from dojo_bench.core.run_dir import prepare_run_dir, write_json
 from dojo_bench.dojo.tasks import get_task
 from dojo_bench.value.value_model import load_value_model, read_frame_table, scalar_column
 from dojo_bench.verbs.inputs import CALIBRATION_FILE, load_env
-from dojo_bench.verbs.wm_eval import check_dataset, find_eval_datasets, open_clips
+from dojo_bench.verbs.wm_eval import check_dataset, find_eval_datasets, open_clips, start_observations
 from world_model.data import ClipDataset, read_info
 
 EPISODES_FILE = "episodes.csv"
@@ -114,8 +114,7 @@ def replay_dataset(
             starts[:, None] + np.arange(steps), ends[:, None] - 1
         )  # past its end: its last action
         actions = dataset.actions[index]  # (B, steps, A)
-        env.reset({OBS_IMAGE: np.asarray(dataset.frames[starts]), OBS_STATE: dataset.states[starts]},
-                  seed=cfg.seed + i)  # fmt: skip
+        env.reset(start_observations(dataset, starts, np.asarray(dataset.frames[starts])), seed=cfg.seed + i)
         frames = np.concatenate(
             [env.step(actions[:, s : s + c])[1]["frames"] for s in range(0, steps, c)], axis=1
         )  # (B, steps, H, W, 3) uint8: imagined frame k follows recorded frame start + k

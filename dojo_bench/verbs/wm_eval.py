@@ -35,7 +35,7 @@ from dojo_bench.core.arrays import to_numpy
 from dojo_bench.core.checks import check_int, check_parts
 from dojo_bench.core.devices import check_device, resolve_device
 from dojo_bench.core.errors import DojoError, UsageError
-from dojo_bench.core.keys import ACTION, GT_PROGRESS, OBS_IMAGE, OBS_STATE
+from dojo_bench.core.keys import ACTION, GT_OBJECT_POSE, GT_PROGRESS, OBS_IMAGE, OBS_STATE
 from dojo_bench.core.progress import make_progress
 from dojo_bench.core.run_dir import prepare_run_dir, write_json
 from dojo_bench.dojo.inspect import find_datasets, is_lerobot_dataset
@@ -198,8 +198,18 @@ def open_clips(root: Path, env, cache_dir: str | None) -> ClipDataset:
         temporal_compression=c,
         image_size=env.image_size,
         cache_dir=cache_dir,
+        object_pose=GT_OBJECT_POSE in read_info(root)["features"],
     )
     return ClipDataset(root, data_cfg)
+
+
+def start_observations(dataset: ClipDataset, starts: np.ndarray, frames: np.ndarray) -> dict[str, np.ndarray]:
+    """What an env resets from at the frames ``starts`` of ``dataset``: their frames (B, H, W, 3) and states, and
+    the object's pose where the dataset records it (a world model with the object's pose starts from it)."""
+    observations = {OBS_IMAGE: frames, OBS_STATE: dataset.states[starts]}
+    if dataset.poses is not None:
+        observations[GT_OBJECT_POSE] = dataset.poses[starts]
+    return observations
 
 
 def evaluate_dataset(
@@ -225,7 +235,7 @@ def evaluate_dataset(
         steps = np.arange(length)
         frames = np.asarray(dataset.frames[starts[:, None] + np.arange(length + 1)])  # (B, 1 + K, H, W, 3)
         actions = dataset.actions[starts[:, None] + steps]  # (B, K, A): action[t] makes frame t + 1
-        env.reset({OBS_IMAGE: frames[:, 0], OBS_STATE: dataset.states[starts]}, seed=cfg.seed + i)
+        env.reset(start_observations(dataset, starts, frames[:, 0]), seed=cfg.seed + i)
         chunks = [env.step(actions[:, s : s + c])[1]["frames"] for s in range(0, length, c)]
         predicted.append(np.concatenate(chunks, axis=1))  # (B, K, H, W, 3) uint8
         real.append(frames[:, 1:])
