@@ -524,6 +524,7 @@ def main(argv: list[str] | None = None) -> int:
     GIVEN[:] = overrides
     try:
         cfg = compose(verb, overrides)
+        run_dir.DEFAULTS = _compose(verb, [], resolve=False)  # a run started before a key was added resumes
         line = VERBS[verb](cfg)
     except DojoError as error:
         print(f"dojo-bench {verb}: error: {error}", file=sys.stderr)

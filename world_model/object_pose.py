@@ -196,6 +196,7 @@ def fit_object_dynamics(
     weights /= weights.sum()
     rng = np.random.default_rng(seed)
     optimizer = torch.optim.AdamW(head.parameters(), lr=learning_rate)
+    was_training = head.training
     head.train()
     loss = torch.zeros(())
     for step in range(steps):
@@ -225,7 +226,7 @@ def fit_object_dynamics(
         optimizer.step()
         if progress is not None:
             progress(step, float(loss.detach()))
-    head.eval()
+    head.train(was_training)
     return float(loss.detach())
 
 

@@ -21,6 +21,9 @@ from dojo_bench.core.files import atomic_write_text
 RUN_FILE = "run.json"
 # The command line that started this process, set by the CLI (recorded in run.json; None from Python).
 COMMAND: str | None = None
+# The verb's default config, set by the CLI: a run started before a key was added resumes if the key holds its
+# default (None from Python: the hashes must match).
+DEFAULTS: dict[str, Any] | None = None
 # Keys that do not change what a run produces: resuming with other values is allowed.
 NEUTRAL_KEYS = frozenset({"out", "overwrite", "workers", "device"})
 
@@ -28,6 +31,34 @@ NEUTRAL_KEYS = frozenset({"out", "overwrite", "workers", "device"})
 def config_hash(config: dict[str, Any], neutral: frozenset[str] | set[str] = frozenset()) -> str:
     relevant = {k: v for k, v in config.items() if k not in NEUTRAL_KEYS and k not in neutral}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def same_config(record: dict[str, Any], config: dict[str, Any], neutral: frozenset[str] | set[str]) -> bool:
+    """Whether ``config`` is the run recorded in ``record``: the same hash, or the same once the keys that the
+    recorded config lacks and that hold their defaults (``DEFAULTS``) are left out: keys added to the verb since
+    the run started, which the code that started it ran as if at their defaults."""
+    if record.get("config_hash") == config_hash(config, neutral):
+        return True
+    stored = record.get("config")
+    if not isinstance(stored, dict) or not isinstance(DEFAULTS, dict):
+        return False
+    return record.get("config_hash") == config_hash(_known(config, stored, DEFAULTS), neutral)
+
+
+def _known(config: dict[str, Any], stored: dict[str, Any], defaults: Any) -> dict[str, Any]:
+    """``config`` without the keys, at any depth, that ``stored`` lacks and whose value is their default."""
+    defaults = defaults if isinstance(defaults, dict) else {}
+    kept = {}
+    for key, value in config.items():
+        if key not in stored:
+            if key in defaults and defaults[key] == value:
+                continue
+            kept[key] = value
+        elif isinstance(value, dict) and isinstance(stored[key], dict):
+            kept[key] = _known(value, stored[key], defaults.get(key))
+        else:
+            kept[key] = value
+    return kept
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
@@ -80,7 +111,7 @@ def prepare_run_dir(
                 f"out={path} is not empty and holds no dojo-bench run: choose another out= "
                 "or pass overwrite=true"
             )
-        elif record.get("verb") != verb or record.get("config_hash") != digest:
+        elif record.get("verb") != verb or not same_config(record, config, neutral):
             raise UsageError(
                 f"out={path} holds a {record.get('verb')} run with a different config: choose another out= "
                 "or pass overwrite=true"
@@ -88,7 +119,7 @@ def prepare_run_dir(
         elif record.get("status") == "finished" and not reopen_finished:
             raise UsageError(f"out={path} holds a finished {verb} run: pass overwrite=true to redo it")
         else:
-            record.update(config=config, status="running")
+            record.update(config=config, config_hash=digest, status="running")
             write_json(record_path, record)
             return RunDir(path, verb, config, resumed=True)
     record = {

@@ -39,7 +39,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from dojo_bench.core.checks import check_int, check_number, check_parts
 from dojo_bench.core.devices import check_device, resolve_device
 from dojo_bench.core.errors import DojoError, UsageError
-from dojo_bench.core.keys import ACTION, OBS_IMAGE, OBS_STATE
+from dojo_bench.core.keys import ACTION, GT_OBJECT_POSE, OBS_IMAGE, OBS_STATE
 from dojo_bench.core.run_dir import prepare_run_dir, write_json
 from world_model.checkpoint import CheckpointError
 from world_model.compile import maybe_compile, normalise_compile
@@ -275,7 +275,8 @@ def bench_imagine(cfg: BenchConfig, module, device: str) -> dict[str, Any]:
     for b in cfg.imagine_batches:
         images = rng.integers(0, 256, (b, size, size, 3), dtype=np.uint8)
         states = (256 + 50 * rng.standard_normal((b, env.state_dim))).astype(np.float32)
-        env.reset({OBS_IMAGE: images, OBS_STATE: states})
+        start_pose = {GT_OBJECT_POSE: np.tile([256.0, 256.0, 0.0], (b, 1)).astype(np.float32)}
+        env.reset({OBS_IMAGE: images, OBS_STATE: states, **start_pose})  # a model without an object ignores it
 
         # (1 + imagine_chunks) action chunks (b, c, A) around the start state; the first one is an untimed warm-up
         chunks = (
