@@ -236,6 +236,22 @@ class Planner:
         self.sampler.reset()
         self._decision = 0
 
+    @property
+    def needs_every_observation(self) -> bool:
+        """With a member that predicts from past observations (a lerobot Diffusion Policy), the engine drives the
+        planner step by step (``act`` / ``observe``) so that the member's history holds every observation."""
+        return self.sampler.ensemble.keeps_history
+
+    def act(self, observation: dict[str, Any]) -> np.ndarray:
+        """``predict_chunk``, then the observation joins the members' histories (the engine's stepwise face)."""
+        chunk = self.predict_chunk(observation)
+        self.sampler.ensemble.remember(observation)
+        return chunk
+
+    def observe(self, observation: dict[str, Any]) -> None:
+        """An observation between two decisions: it joins the members' histories."""
+        self.sampler.ensemble.remember(observation)
+
     def decision_seed(self) -> int:
         sequence = np.random.SeedSequence([self.seed, *[int(s) for s in self.episode_seeds], self._decision])
         return int(sequence.generate_state(1)[0] >> 1)  # < 2**31: safe for torch and numpy seeds

@@ -65,6 +65,17 @@ class PolicyEnsemble:
     def num_proposals(self) -> int:
         return len(self.proposal_members)
 
+    def remember(self, observation: dict[str, Any]) -> None:
+        """Hand an observation of the episode to every member that keeps an observation history (``remember``)."""
+        for member in self.members:
+            if hasattr(member, "remember"):
+                member.remember(observation)
+
+    @property
+    def keeps_history(self) -> bool:
+        """Whether a member predicts from past observations (a lerobot Diffusion Policy: ``n_obs_steps`` > 1)."""
+        return any(int(getattr(getattr(m, "config", None), "n_obs_steps", 1) or 1) > 1 for m in self.members)
+
     @torch.no_grad()
     def propose(self, observation: dict[str, Any], seed: int = 0) -> Tensor:
         """Batched env observation (B, ...) -> proposals (B, num_proposals, chunk_size, action_dim), env units."""

@@ -189,6 +189,29 @@ class LoadedPolicy:
             chunk = self.policy.predict_action_chunk(batch, **kwargs)[:, : self.chunk_size]
         return self.postprocessor(chunk)
 
+    @torch.no_grad()
+    def remember(self, observation: dict[str, Any]) -> None:
+        """Add an observation to the history a lerobot policy with ``_queues`` predicts from (a Diffusion Policy's
+        last ``n_obs_steps``), without predicting and without touching its queued actions: what a planner calls
+        with each observation of the episode, so its proposals see what lerobot's loop would have shown. Other
+        policies keep no history: nothing to do."""
+        policy = self.policy
+        queues = getattr(policy, "_queues", None)
+        if queues is None or ACTION not in queues:
+            return
+        batch = self.preprocessor(dict(observation))
+        saved = deque(queues[ACTION], maxlen=queues[ACTION].maxlen)
+        size = next(v for v in batch.values() if isinstance(v, Tensor)).shape[0]  # B
+        placeholder = torch.zeros(size, self.action_dim, device=self.device)
+        try:
+            queues[ACTION].clear()
+            queues[ACTION].append(
+                placeholder
+            )  # select_action then fills the history and pops this, no inference
+            policy.select_action(dict(batch))
+        finally:
+            policy._queues[ACTION] = saved
+
     def _peek_history_policy(self, batch: dict[str, Tensor], kwargs: dict[str, Tensor]) -> Tensor:
         """Chunk from a lerobot policy that keeps ``_queues`` (diffusion, vqbet, pi0, ...).
 

@@ -276,7 +276,9 @@ def bench_imagine(cfg: BenchConfig, module, device: str) -> dict[str, Any]:
         images = rng.integers(0, 256, (b, size, size, 3), dtype=np.uint8)
         states = (256 + 50 * rng.standard_normal((b, env.state_dim))).astype(np.float32)
         start_pose = {GT_OBJECT_POSE: np.tile([256.0, 256.0, 0.0], (b, 1)).astype(np.float32)}
-        env.reset({OBS_IMAGE: images, OBS_STATE: states, **start_pose})  # a model without an object ignores it
+        env.reset(
+            {OBS_IMAGE: images, OBS_STATE: states, **start_pose}
+        )  # a model without an object ignores it
 
         # (1 + imagine_chunks) action chunks (b, c, A) around the start state; the first one is an untimed warm-up
         chunks = (

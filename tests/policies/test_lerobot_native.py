@@ -112,3 +112,30 @@ def test_lerobot_checkpoints_take_the_dojos_observations(kind, tiny_lerobot_chec
         check_observation_features(loaded, {OBS_IMAGE: (3, 64, 64), OBS_STATE: (2,)}, "the dojo")
     with pytest.raises(DojoError, match="reads observation.state"):
         check_observation_features(loaded, {OBS_IMAGE: (3, 96, 96)}, "the dojo")
+
+
+def test_a_planner_hands_its_diffusion_members_every_observation(tiny_lerobot_checkpoints):
+    """In `plan`, a Diffusion Policy member proposes from the last two observations, as in lerobot's loop."""
+    from planners.best_of_n import Planner, UniformScorer
+    from planners.proposals import ProposalSampler
+
+    loaded = load_policy(tiny_lerobot_checkpoints["diffusion"])
+    planner = Planner("p", ProposalSampler([loaded], num_proposals=2), UniformScorer(), chunk_size=2)
+    assert planner.needs_every_observation
+    generator = torch.Generator().manual_seed(1)
+    frames = [
+        {OBS_IMAGE: torch.rand(1, 3, 96, 96, generator=generator), OBS_STATE: torch.rand(1, 2, generator=generator) * 512}
+        for _ in range(3)
+    ]  # fmt: skip
+    planner.reset()
+    planner.act(frames[0])
+    planner.observe(frames[1])
+    assert planner.act(frames[2]).shape == (1, 2, 2)
+    history = torch.stack(list(loaded.policy._queues[OBS_STATE]), dim=1)[0]  # (2, 2) normalised states
+    expected = torch.stack([loaded.preprocessor(dict(f))[OBS_STATE][0] for f in frames[1:3]])
+    torch.testing.assert_close(history, expected, rtol=0, atol=0)
+    assert len(loaded.policy._queues["action"]) == 0  # remembering predicts nothing and queues nothing
+    records = run_episodes(
+        planner, RealWorlds(get_task("pusht_bench")), [0], max_steps=4, scorer=GroundTruthScorer()
+    )
+    assert records[0].steps == 4 and not records[0].flags

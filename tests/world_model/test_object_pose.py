@@ -139,7 +139,9 @@ def test_init_adds_the_object_to_a_release_and_predicts_as_before(tiny_robot_run
             "pixel.object_pretrain_steps=5", "pixel.object_unroll=2", "max_steps=1", "learning_rate=1e-9"]  # fmt: skip
     assert main(args) == 0
     model = PixelImaginedEnv.from_checkpoint(tmp_path / "obj" / "release").model
-    assert model.cfg.object_shape == "tee" and model.stem.weight.shape[1] == start.stem.weight.shape[1] + 2 * 16
+    assert (
+        model.cfg.object_shape == "tee" and model.stem.weight.shape[1] == start.stem.weight.shape[1] + 2 * 16
+    )
     frames, poses, states = start_frames([5])
     context = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(255)[:, None].expand(-1, 2, -1, -1, -1)
     agent = torch.from_numpy(states)[:, None].expand(-1, 2, -1)
