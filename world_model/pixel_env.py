@@ -114,7 +114,7 @@ class PixelImaginedEnv:
         self._states = states.to(self.device)[:, None].expand(-1, n, -1).contiguous()  # (B, n, S)
         self.num_steps = 0
         self._generator.manual_seed(self.seed)
-        return self._observation(self._frames[:, -1], self._states[:, -1])
+        return self._observation(self._frames[:, -1], self._states[:, -1, : self.state_dim])
 
     @torch.no_grad()
     def step(self, action_chunk: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

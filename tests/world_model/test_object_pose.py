@@ -113,7 +113,8 @@ def test_the_env_starts_the_pose_from_the_ground_truth_or_the_probe():
     env = PixelImaginedEnv(model)
     frames, poses, states = start_frames([3, 4])
     actions = np.repeat(states[:, None], 3, 1)
-    env.reset({OBS_IMAGE: frames, OBS_STATE: states, GT_OBJECT_POSE: poses})
+    start = env.reset({OBS_IMAGE: frames, OBS_STATE: states, GT_OBJECT_POSE: poses})
+    np.testing.assert_array_equal(start[OBS_STATE], states)  # the agent's state only, as the policies read it
     obs, info = env.step(actions)
     assert obs[OBS_STATE].shape == (2, 2) and info["states"].shape == (2, 3, 2)
     np.testing.assert_allclose(info["object_pose"][:, -1], poses, atol=1e-4)  # untrained: the pose is kept
