@@ -86,22 +86,26 @@ def silhouettes(
     pixels -> (B, K, H, W) in [0, 1], 1 inside the object. The edge is a sigmoid ``softness`` pixels wide."""
     b, k = poses.shape[:2]
     h, w = grid.shape[1:]
-    to_pixels = grid.shape[-1] / arena_size
-    points = grid.reshape(2, -1).T / to_pixels  # (HW, 2) arena units
+    to_pixels = w / arena_size
+    xs, ys = grid[0, 0] / to_pixels, grid[1, :, 0] / to_pixels  # (W,), (H,) pixel centres in arena units
     pose = poses.reshape(-1, 3)  # (BK, 3)
-    local = to_object_frame(
-        (points[None] - pose[:, None, :2]).reshape(-1, 2), pose[:, 2].repeat_interleave(points.shape[0])
-    ).reshape(b * k, -1, 2)  # (BK, HW, 2) in the body frame
+    c, s = torch.cos(pose[:, 2]), torch.sin(pose[:, 2])
+    # into the body frame: local = (point - origin) @ into, the rotation by -theta as a matrix on row vectors
+    into = torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)  # (BK, 2, 2)
+    p, v = parts.shape[:2]
     start, end = parts, parts.roll(-1, 1)  # (P, V, 2) each edge's two ends, counter-clockwise
     edge = end - start
-    normal = torch.stack([edge[..., 1], -edge[..., 0]], -1) / edge.norm(
-        dim=-1, keepdim=True
-    )  # (P, V, 2) outward
-    offset = local[:, :, None, None, :] - start[None, None]  # (BK, HW, P, V, 2)
-    # inside distance of a point to a convex part = the smallest distance to its edges' lines, negative outside
-    depth = -(offset * normal[None, None]).sum(-1)  # (BK, HW, P, V) positive inside each edge
-    inside = depth.amin(-1).amax(-1)  # (BK, HW) over edges, then the union of the parts
-    return torch.sigmoid(inside * to_pixels / softness).reshape(b, k, h, w)
+    normal = torch.stack([edge[..., 1], -edge[..., 0]], -1) / edge.norm(dim=-1, keepdim=True)  # (P, V, 2) outward
+    # A point's distance to the inner side of an edge's line, reach - local . normal, is affine in the point:
+    # a x + b y + const per (pose, edge), so it is one broadcast sum over the image's rows and columns.
+    m = into @ normal.reshape(p * v, 2).T  # (BK, 2, PV): local @ normal = point @ m - origin @ m
+    const = (normal * start).sum(-1).reshape(1, p * v) + (pose[:, None, :2] @ m)[:, 0]  # (BK, PV)
+    rows = const[..., None] - m[:, 1, :, None] * ys  # (BK, PV, H)
+    columns = m[:, 0, :, None] * xs  # (BK, PV, W)
+    depth = rows[..., :, None] - columns[..., None, :]  # (BK, PV, H, W): positive on the inner side of each edge
+    # inside a convex part: on the inner side of all its edges; the object: inside any part
+    inside = depth.reshape(b * k, p, v, h, w).amin(2).amax(1)  # (BK, H, W)
+    return torch.sigmoid(inside * (to_pixels / softness)).reshape(b, k, h, w)
 
 
 class ObjectDynamics(nn.Module):
