@@ -95,14 +95,18 @@ def silhouettes(
     p, v = parts.shape[:2]
     start, end = parts, parts.roll(-1, 1)  # (P, V, 2) each edge's two ends, counter-clockwise
     edge = end - start
-    normal = torch.stack([edge[..., 1], -edge[..., 0]], -1) / edge.norm(dim=-1, keepdim=True)  # (P, V, 2) outward
+    normal = torch.stack([edge[..., 1], -edge[..., 0]], -1) / edge.norm(
+        dim=-1, keepdim=True
+    )  # (P, V, 2) outward
     # A point's distance to the inner side of an edge's line, reach - local . normal, is affine in the point:
     # a x + b y + const per (pose, edge), so it is one broadcast sum over the image's rows and columns.
     m = into @ normal.reshape(p * v, 2).T  # (BK, 2, PV): local @ normal = point @ m - origin @ m
     const = (normal * start).sum(-1).reshape(1, p * v) + (pose[:, None, :2] @ m)[:, 0]  # (BK, PV)
     rows = const[..., None] - m[:, 1, :, None] * ys  # (BK, PV, H)
     columns = m[:, 0, :, None] * xs  # (BK, PV, W)
-    depth = rows[..., :, None] - columns[..., None, :]  # (BK, PV, H, W): positive on the inner side of each edge
+    depth = (
+        rows[..., :, None] - columns[..., None, :]
+    )  # (BK, PV, H, W): positive on the inner side of each edge
     # inside a convex part: on the inner side of all its edges; the object: inside any part
     inside = depth.reshape(b * k, p, v, h, w).amin(2).amax(1)  # (BK, H, W)
     return torch.sigmoid(inside * (to_pixels / softness)).reshape(b, k, h, w)
@@ -234,6 +238,27 @@ def fit_object_dynamics(
     return float(loss.detach())
 
 
+def coverage(poses: np.ndarray, goal: Sequence[float], shape: str) -> np.ndarray:
+    """(N, 3) object poses -> (N,) the fraction of the object at ``goal`` (x, y, theta) that it covers: the dojo's
+    (gym-pusht's) coverage, computed on the same polygons. The parts of one pose do not overlap, so the covered
+    area is the sum over pairs of parts of convex intersections."""
+    import shapely  # the geometry library gym-pusht scores coverage with; only scorers need it
+
+    parts = shape_parts(shape).numpy().astype(np.float64)  # (P, V, 2)
+
+    def placed(pose: np.ndarray) -> np.ndarray:  # (N, 3) -> (N, P, V, 2) in the arena
+        c, s = np.cos(pose[:, 2]), np.sin(pose[:, 2])
+        x = c[:, None, None] * parts[None, ..., 0] - s[:, None, None] * parts[None, ..., 1]
+        y = s[:, None, None] * parts[None, ..., 0] + c[:, None, None] * parts[None, ..., 1]
+        return np.stack([x + pose[:, None, None, 0], y + pose[:, None, None, 1]], -1)
+
+    poses = np.asarray(poses, dtype=np.float64).reshape(-1, 3)
+    objects = shapely.polygons(placed(poses))  # (N, P)
+    targets = shapely.polygons(placed(np.asarray(goal, dtype=np.float64)[None]))[0]  # (P,)
+    covered = shapely.area(shapely.intersection(objects[:, :, None], targets[None, None, :])).sum((1, 2))
+    return covered / shapely.area(targets).sum()
+
+
 def pose_from_frames(images: np.ndarray, shape: str) -> np.ndarray:
     """(B, H, W, 3) uint8 frames -> (B, 3) the object's body pose read by the probe (its pixels' centroid and
     angle, the centroid moved back to the body origin); raises where a frame shows no object."""
@@ -256,6 +281,7 @@ __all__ = [
     "SHAPES",
     "ObjectDynamics",
     "check_shape",
+    "coverage",
     "fit_object_dynamics",
     "last_three",
     "pose_error",

@@ -46,7 +46,9 @@ from dojo_bench.core.metrics import (
     sampling_ceiling,
     spearman,
 )
+from dojo_bench.dojo.tasks import GOAL_POSE
 from dojo_bench.engine.media import MediaRecorder, RenderOnly, media_index, write_curves
+from dojo_bench.engine.pose_scorer import PoseScorer
 from dojo_bench.engine.results import SUMMARY_FILE, ResultStore, run_missing, write_summary_json
 from dojo_bench.engine.rollout import (
     IMAGINED,
@@ -68,6 +70,8 @@ from dojo_bench.verbs.inputs import (
 )
 from policies.loading import checkpoint_hash
 from world_model.sampler import SamplerConfig
+
+SUCCESS_SOURCES = ("value", "pose")  # what reads imagined success (EvaluateConfig.success_from)
 
 
 @dataclass
@@ -94,6 +98,10 @@ class EvaluateConfig:
     #   calibration='s, else the shipped calibration when both models are the shipped defaults, else the
     #   task's threshold
     calibration: str | None = None  # a `dojo-bench calibrate` out dir fitted for these world and value models
+    success_from: str = (
+        "value"  # value: the value model reads the imagined frames | pose: the goal's coverage
+    )
+    #   by the imagined object's pose (world models with pixel.model.object_shape), at the task's threshold
     workers: int = 0  # real-world worker processes (0: in this process)
     device: str = "auto"  # auto | cpu | cuda
     bootstrap: int = 1000  # bootstrap resamples over episodes for the intervals
@@ -123,6 +131,17 @@ class EvaluateConfig:
         check_parts({"sampler": lambda s: SamplerConfig(**s)}, vars(self))
         if self.success_threshold is not None and self.calibration is not None:
             raise UsageError("give success_threshold= or calibration=, not both")
+        if self.success_from not in SUCCESS_SOURCES:
+            raise UsageError(
+                f"success_from must be one of {', '.join(SUCCESS_SOURCES)}, got {self.success_from!r}"
+            )
+        if self.success_from == "pose" and (
+            self.calibration is not None or self.world_model == REFERENCE_WORLD
+        ):
+            raise UsageError(
+                "success_from=pose reads the imagined object's pose at the task's threshold: it takes no "
+                "calibration= and needs a learned world model, not world_model=dojo"
+            )
         if self.world_model == REFERENCE_WORLD and (self.starts is not None or self.real_csv is not None):
             raise UsageError(
                 "world_model=dojo (the state-space reference) runs the dojo's own starts: drop starts= and real_csv="
@@ -285,9 +304,13 @@ def run_evaluation(
     ``tiny_inputs`` (verbs/tiny.py) builds the inputs for size=tiny without inputs."""
     started = time.perf_counter()
     task, device, max_steps, seeds = run_settings(cfg)
-    threshold, threshold_source = success_threshold(
-        cfg.success_threshold, cfg.calibration, task, cfg.world_model, cfg.value_model
-    )
+    if cfg.success_from == "pose":
+        threshold = cfg.success_threshold or task.success_threshold
+        threshold_source = "given as success_threshold=" if cfg.success_threshold else "the task threshold"
+    else:
+        threshold, threshold_source = success_threshold(
+            cfg.success_threshold, cfg.calibration, task, cfg.world_model, cfg.value_model
+        )
 
     def check(loaded, env):
         rates = read_real_csv(cfg.real_csv, list(loaded)) if cfg.real_csv is not None else None
@@ -315,6 +338,15 @@ def run_evaluation(
         else:
             imagined = ImaginedWorld(env, initial, noise_seed=cfg.seed)
         scorer = ValueScorer(value.score, threshold)
+        if cfg.success_from == "pose":
+            shape = getattr(getattr(env, "model", None), "cfg", None)
+            shape = getattr(shape, "object_shape", "") if shape is not None else ""
+            if not shape:
+                raise DojoError(
+                    f"success_from=pose needs a world model that carries the object's pose; {world_model} does "
+                    "not (train it with pixel.model.object_shape=tee)"
+                )
+            scorer = PoseScorer(GOAL_POSE, threshold, shape)
         imagine_started = time.perf_counter()
         ran[IMAGINED] = run_missing(store, loaded, imagined, seeds, max_steps, scorer, cfg.batch_size,
                                     on_batch=recorder.flush, recorder=recorder)  # fmt: skip
@@ -338,6 +370,7 @@ def run_evaluation(
                                         confidence=cfg.confidence) if len(loaded) > 1 else None  # fmt: skip
     block["real_source"] = str(cfg.real_csv) if real_rates is not None else "dojo"
     block["success_threshold"] = threshold
+    block["success_from"] = cfg.success_from
     block["success_threshold_source"] = threshold_source
     block["inputs"] = {"policies": dict(zip(loaded, policies, strict=True)), "world_model": world_model,
                        "value_model": value_model}  # fmt: skip
@@ -381,8 +414,9 @@ def print_table(summary: dict[str, Any]) -> None:
     console = Console()
     console.print(table)
     if "success_threshold" in block:
+        reading = "object-pose coverage" if block.get("success_from") == "pose" else "value-model progress"
         console.print(
-            f"imagined success: value-model progress >= {block['success_threshold']:.3f} "
+            f"imagined success: {reading} >= {block['success_threshold']:.3f} "
             f"({block.get('success_threshold_source', 'the task threshold')})"
         )
 

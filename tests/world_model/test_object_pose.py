@@ -152,3 +152,21 @@ def test_init_adds_the_object_to_a_release_and_predicts_as_before(tiny_robot_run
         pose = torch.from_numpy(poses)[:, None].expand(-1, 2, -1)
         after, _ = model.step(context, torch.cat([agent, pose], -1), action)
     torch.testing.assert_close(after, before, rtol=0, atol=1e-4)  # the silhouettes start with zero weight
+
+
+def test_coverage_of_a_pose_is_the_dojos():
+    from dojo_bench.dojo.tasks import GOAL_POSE
+    from world_model.object_pose import coverage
+
+    world = RobotLab(get_task("pusht_bench"))
+    world.reset(seed=0)
+    rng = np.random.default_rng(0)
+    poses = np.array(GOAL_POSE) + rng.normal(0, [25, 25, 0.4], (20, 3))
+    expected = []
+    for pose in poses:
+        world.block.angle = pose[2]
+        world.block.position = tuple(pose[:2])
+        expected.append(world.coverage())
+    assert 0.1 < min(expected) < max(expected) < 1  # partial overlaps, not all or nothing
+    np.testing.assert_allclose(coverage(poses, GOAL_POSE, "tee"), expected, rtol=0, atol=1e-9)
+    assert coverage(np.array([GOAL_POSE]), GOAL_POSE, "tee")[0] == pytest.approx(1.0)
