@@ -226,3 +226,39 @@ def test_a_real_csv_naming_a_policy_twice_is_refused(tmp_path):
     path.write_text("policy,success_rate\na,0.5\nb,0.2\na,0.7\n")
     with pytest.raises(DojoError, match="names policy a twice"):
         read_real_csv(path, ["a", "b"])
+
+
+def test_success_from_the_imagined_pose_and_its_refusals(tiny_evaluate_run, tmp_path, capsys):
+    from world_model.checkpoint import save_world_model
+    from world_model.pixel_model import PixelWorldModel, PixelWorldModelConfig
+
+    _, run, _ = tiny_evaluate_run
+    inputs = run / "inputs"
+    policies = ",".join(sorted(str(p) for p in inputs.rglob("pretrained_model")))
+    value = next(str(p) for p in inputs.rglob("release") if "value" in str(p))
+    latent = next(str(p) for p in inputs.rglob("release") if "value" not in str(p))
+    tiny = {
+        "num_context_frames": 2,
+        "channels": (8, 16),
+        "cond_dim": 16,
+        "state_hidden": 16,
+        "object_hidden": 16,
+    }
+    save_world_model(
+        tmp_path / "pose_wm", pixel=PixelWorldModel(PixelWorldModelConfig(**tiny, object_shape="tee"))
+    )
+    common = ["evaluate", "device=cpu", f"policies=[{policies}]", f"value_model={value}", "seeds=2",
+              "max_steps=6", "bootstrap=20", "media_episodes=0", "success_from=pose"]  # fmt: skip
+    assert main([*common, f"out={tmp_path / 'pose'}", f"world_model={tmp_path / 'pose_wm'}"]) == 0
+    block = json.loads((tmp_path / "pose" / "summary.json").read_text())["agreement"]
+    assert block["success_from"] == "pose" and block["success_threshold"] == 0.85  # pusht_bench's own
+    assert "object-pose coverage >= 0.850" in capsys.readouterr().out
+    assert main([*common, f"out={tmp_path / 'latent'}", f"world_model={latent}"]) == 1
+    assert "carries the object's pose" in capsys.readouterr().err
+    assert (
+        main([*common, f"out={tmp_path / 'cal'}", f"world_model={tmp_path / 'pose_wm'}", "calibration=c"])
+        == 2
+    )
+    assert "takes no calibration=" in capsys.readouterr().err
+    assert main([*common[:-1], f"out={tmp_path / 'bad'}", "success_from=pixels"]) == 2
+    assert "success_from must be one of value, pose" in capsys.readouterr().err
