@@ -58,6 +58,15 @@ def lerobot_loop(path, seeds, steps, noise_seed):
     return np.stack(actions)
 
 
+def random_observations(count, seed):
+    """``count`` single observations (batch 1) of random pixels and agent positions."""
+    generator = torch.Generator().manual_seed(seed)
+    return [
+        {OBS_IMAGE: torch.rand(1, 3, 96, 96, generator=generator), OBS_STATE: torch.rand(1, 2, generator=generator) * 512}
+        for _ in range(count)
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize("kind", ["diffusion", "act", "act_ensembling"])
 def test_rollout_replays_lerobots_select_action_loop_exactly(kind, tiny_lerobot_checkpoints, ensembling_act):
     path = ensembling_act if kind == "act_ensembling" else tiny_lerobot_checkpoints[kind]
@@ -76,11 +85,7 @@ def test_rollout_replays_lerobots_select_action_loop_exactly(kind, tiny_lerobot_
 def test_diffusion_policy_sees_the_previous_frame(tiny_lerobot_checkpoints):
     """n_obs_steps 2: after observe(), the next prediction stacks the last two observations, not one twice."""
     loaded = load_policy(tiny_lerobot_checkpoints["diffusion"])
-    generator = torch.Generator().manual_seed(0)
-    frames = [
-        {OBS_IMAGE: torch.rand(1, 3, 96, 96, generator=generator), OBS_STATE: torch.rand(1, 2, generator=generator) * 512}
-        for _ in range(5)
-    ]  # fmt: skip
+    frames = random_observations(5, seed=0)
     loaded.reset()
     chunk = loaded.act(frames[0])
     assert chunk.shape == (1, 4, 2)
@@ -122,11 +127,7 @@ def test_a_planner_hands_its_diffusion_members_every_observation(tiny_lerobot_ch
     loaded = load_policy(tiny_lerobot_checkpoints["diffusion"])
     planner = Planner("p", ProposalSampler([loaded], num_proposals=2), UniformScorer(), chunk_size=2)
     assert planner.needs_every_observation
-    generator = torch.Generator().manual_seed(1)
-    frames = [
-        {OBS_IMAGE: torch.rand(1, 3, 96, 96, generator=generator), OBS_STATE: torch.rand(1, 2, generator=generator) * 512}
-        for _ in range(3)
-    ]  # fmt: skip
+    frames = random_observations(3, seed=1)
     planner.reset()
     planner.act(frames[0])
     planner.observe(frames[1])
