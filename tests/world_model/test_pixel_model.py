@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from dojo_bench.core.keys import ACTION, OBS_IMAGE, OBS_STATE
+from dojo_bench.core.keys import ACTION, GT_OBJECT_POSE, OBS_IMAGE, OBS_STATE
 from dojo_bench.dojo.tasks import get_task
 from dojo_bench.engine.rollout import RealWorlds
 from world_model.checkpoint import save_world_model
@@ -20,7 +20,14 @@ TINY = {"num_context_frames": 2, "channels": (8, 16), "cond_dim": 16, "state_hid
 def observations(b=3, seed=0):
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, (b, 96, 96, 3), dtype=np.uint8)
-    return {OBS_IMAGE: images, OBS_STATE: rng.uniform(50, 450, (b, 2)).astype(np.float32)}
+    poses = rng.uniform([100, 100, -3], [400, 400, 3], (b, 3)).astype(
+        np.float32
+    )  # used by object models only
+    return {
+        OBS_IMAGE: images,
+        OBS_STATE: rng.uniform(50, 450, (b, 2)).astype(np.float32),
+        GT_OBJECT_POSE: poses,
+    }
 
 
 def trained_weights(model):
@@ -50,7 +57,7 @@ def test_an_untrained_warping_model_copies_the_last_frame_and_its_resampling_mov
     torch.testing.assert_close(moved[:, :, 1:, :-2], frames[:, -1, :, :-1, 2:], rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("variant", [{}, {"warp": True}, {"sampling_steps": 2}])
+@pytest.mark.parametrize("variant", [{}, {"warp": True}, {"sampling_steps": 2}, {"object_shape": "tee"}])
 def test_later_actions_never_change_earlier_frames(variant):
     env = PixelImaginedEnv(trained_weights(PixelWorldModel(PixelWorldModelConfig(**TINY, **variant))))
     actions = np.random.default_rng(1).uniform(0, 512, (3, 6, 2)).astype(np.float32)
