@@ -69,6 +69,7 @@ class PixelImaginedEnv:
         self.image_size = cfg.image_size
         self.action_dim = cfg.action_dim
         self.state_dim = cfg.state_dim
+        self.object_shape = cfg.object_shape  # "" unless the model carries the pushed object's pose
         self._frames: Tensor | None = None  # (B, n, 3, H, W) float in [0, 1], the newest last
         self._states: Tensor | None = None  # (B, n, S)
         self.num_steps = 0

@@ -98,10 +98,8 @@ class EvaluateConfig:
     #   calibration='s, else the shipped calibration when both models are the shipped defaults, else the
     #   task's threshold
     calibration: str | None = None  # a `dojo-bench calibrate` out dir fitted for these world and value models
-    success_from: str = (
-        "value"  # value: the value model reads the imagined frames | pose: the goal's coverage
-    )
-    #   by the imagined object's pose (world models with pixel.model.object_shape), at the task's threshold
+    success_from: str = "value"  # value: the value model reads the imagined frames | pose: the goal's
+    #   coverage by the imagined object's pose (world models with pixel.model.object_shape), task's threshold
     workers: int = 0  # real-world worker processes (0: in this process)
     device: str = "auto"  # auto | cpu | cuda
     bootstrap: int = 1000  # bootstrap resamples over episodes for the intervals
@@ -320,6 +318,12 @@ def run_evaluation(
         cfg, "evaluate", overwrite, tiny_inputs, device, check
     )
     out = run.path
+    shape = getattr(env, "object_shape", "") if cfg.success_from == "pose" else ""
+    if cfg.success_from == "pose" and not shape:  # refused before any episode runs
+        raise DojoError(
+            f"success_from=pose needs a world model that carries the object's pose; {world_model} does not "
+            "(train it with pixel.model.object_shape=tee)"
+        )
 
     store = ResultStore(out)
     hashes = {label: checkpoint_hash(path) for label, path in zip(loaded, policies, strict=True)}
@@ -337,16 +341,7 @@ def run_evaluation(
             imagined = ReferenceWorld(task, workers=cfg.workers)
         else:
             imagined = ImaginedWorld(env, initial, noise_seed=cfg.seed)
-        scorer = ValueScorer(value.score, threshold)
-        if cfg.success_from == "pose":
-            shape = getattr(getattr(env, "model", None), "cfg", None)
-            shape = getattr(shape, "object_shape", "") if shape is not None else ""
-            if not shape:
-                raise DojoError(
-                    f"success_from=pose needs a world model that carries the object's pose; {world_model} does "
-                    "not (train it with pixel.model.object_shape=tee)"
-                )
-            scorer = PoseScorer(GOAL_POSE, threshold, shape)
+        scorer = PoseScorer(GOAL_POSE, threshold, shape) if shape else ValueScorer(value.score, threshold)
         imagine_started = time.perf_counter()
         ran[IMAGINED] = run_missing(store, loaded, imagined, seeds, max_steps, scorer, cfg.batch_size,
                                     on_batch=recorder.flush, recorder=recorder)  # fmt: skip
