@@ -84,7 +84,7 @@ def fit_module(cfg, module, out: Path, resumed: bool, callbacks, has_validation:
             start_step,
             *(callbacks or []),
         ],
-        logger=CSVLogger(out, name="logs", version=0),
+        logger=CSVLogger(out, name="logs"),  # logs/version_N: a resumed run writes the next N, keeps the old
         log_every_n_steps=max(1, min(50, cfg.max_steps // 4)),
         enable_model_summary=False,
         default_root_dir=out,

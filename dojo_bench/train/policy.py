@@ -4,9 +4,10 @@
 ``max_episodes`` of them (the first ones, so smaller zoo members see a subset of the larger ones' data). A LeRobot
 ``pretrained_model`` folder is written at each of ``save_steps`` (and the last step) under
 ``out/checkpoints/step-N/pretrained_model``, so one run gives a zoo slice across training steps; data size and
-seed are config keys, so several runs span those too. A plain loop (no Lightning): the policy is lerobot's
-``PreTrainedPolicy`` and its batches go through its own preprocessor (normalisation), as lerobot's trainer does.
-An interrupted policy run restarts from step 0 (same seed, same result); it keeps no optimiser state.
+seed are config keys, so several runs span those too. It trains through the shared Lightning fit (train/fit.py):
+``LitPolicy`` wraps lerobot's ``PreTrainedPolicy``, whose batches go through its own preprocessor (normalisation)
+as lerobot's trainer does, with lerobot's optimiser settings and scheduler preset and the EMA weights beside it.
+An interrupted policy run resumes from ``out/checkpoints/last.ckpt`` (weights, EMA, optimiser, scheduler, step).
 Labels are ``action``, or ``gt.expert_action`` in datasets that have it (DAgger data, dojo_bench/dojo/dagger.py:
 there ``action`` is what the learner executed and the expert's label is the target); ``label_stride`` keeps only
 the frames of such datasets where a look-ahead chunk of labels starts.
@@ -15,13 +16,14 @@ the frames of such datasets where a look-ahead chunk of labels starts.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader
 
 from dojo_bench.core.errors import DojoError, UsageError
@@ -35,7 +37,7 @@ from dojo_bench.core.keys import (
     OBS_STATE,
 )
 from dojo_bench.train.config import CHECKPOINT_DIR, RELEASE_DIR, TrainConfig
-from dojo_bench.train.fit import resolve_accelerator
+from dojo_bench.train.fit import fit_loaders, resolve_accelerator, resume_record
 from dojo_bench.value.value_model import read_frame_table
 from policies.loading import save_pretrained_model
 from policies.pixel_policy import make_pixel_policy
@@ -183,31 +185,80 @@ def policy_inputs(cfg: TrainConfig, train_roots, validation_roots):
     return settings, dataset
 
 
+class LitPolicy(L.LightningModule):
+    """The pixel policy as a Lightning module: lerobot's loss on preprocessed batches, AdamW with the policy's
+    learning rate and weight decay, lerobot's scheduler preset stepped every step, and the weights that are saved:
+    the raw ones, or their exponential moving average (``ema_decay`` > 0), kept as the ``ema`` submodule so that
+    checkpoints carry it."""
+
+    def __init__(self, policy, preprocessor, max_steps: int):
+        super().__init__()
+        self.policy = policy
+        self.preprocessor = preprocessor  # lerobot's processor pipeline (not a module): normalisation, device
+        self.max_steps = max_steps
+        decay = policy.config.ema_decay
+        self.ema = (
+            torch.optim.swa_utils.AveragedModel(
+                policy, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay)
+            )
+            if decay > 0
+            else None
+        )
+
+    @property
+    def saved_policy(self):
+        """The policy whose weights are written: the EMA copy when there is one."""
+        return self.ema.module if self.ema is not None else self.policy
+
+    def training_step(self, batch, _index):
+        loss, _ = self.policy.forward(self.preprocessor(batch))
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def optimizer_step(self, *args, **kwargs) -> None:
+        super().optimizer_step(*args, **kwargs)
+        if self.ema is not None:  # here, not on_train_batch_end: callbacks saving this step see its average
+            self.ema.update_parameters(self.policy)
+
+    def configure_optimizers(self):
+        config = self.policy.config
+        optimizer = torch.optim.AdamW(
+            self.policy.parameters(), lr=config.optimizer_lr, weight_decay=config.optimizer_weight_decay
+        )
+        preset = config.get_scheduler_preset()
+        if preset is None:
+            return optimizer
+        scheduler = preset.build(optimizer, self.max_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+class SaveAtSteps(Callback):
+    """Writes the saved policy as a LeRobot ``pretrained_model`` folder after each of ``steps``."""
+
+    def __init__(self, out: Path, steps: list[int], postprocessor):
+        self.out, self.steps, self.postprocessor = out, set(steps), postprocessor
+
+    def folder(self, step: int) -> Path:
+        return self.out / CHECKPOINT_DIR / f"step-{step}" / "pretrained_model"
+
+    def on_train_batch_end(self, trainer, module: LitPolicy, *_args) -> None:
+        if trainer.global_step in self.steps:
+            folder = self.folder(trainer.global_step)
+            save_pretrained_model(module.saved_policy.eval(), module.preprocessor, self.postprocessor, folder)
+            module.policy.train()
+
+
 def run_policy_stage(cfg: TrainConfig, run, inputs, callbacks=None) -> dict[str, Any]:
     """Train the policy on ``inputs`` (``policy_inputs``) into ``run``'s out dir."""
     out = run.path
-    accelerator, precision = resolve_accelerator(cfg.device)
-    device = "cuda" if accelerator == "gpu" else "cpu"
+    device = "cuda" if resolve_accelerator(cfg.device)[0] == "gpu" else "cpu"
     settings, dataset = inputs
     torch.manual_seed(cfg.seed)
     try:
         policy, preprocessor, postprocessor = make_pixel_policy(dataset.stats(), device=device, **settings)
     except (TypeError, ValueError) as error:
         raise UsageError(f"bad policy settings: {error}") from None
-    optimizer = torch.optim.AdamW(
-        policy.parameters(), lr=policy.config.optimizer_lr, weight_decay=policy.config.optimizer_weight_decay
-    )
-    preset = policy.config.get_scheduler_preset()
-    scheduler = preset.build(optimizer, cfg.max_steps) if preset is not None else None
-    # The weights that are saved: the raw ones, or their exponential moving average (ema_decay > 0).
-    averaged = (
-        torch.optim.swa_utils.AveragedModel(
-            policy, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(policy.config.ema_decay)
-        )
-        if policy.config.ema_decay > 0
-        else None
-    )
-    saved_policy = averaged.module if averaged is not None else policy
+    module = LitPolicy(policy, preprocessor, cfg.max_steps)
     loader = DataLoader(
         dataset,
         batch_size=cfg.batch_size,
@@ -216,33 +267,14 @@ def run_policy_stage(cfg: TrainConfig, run, inputs, callbacks=None) -> dict[str,
         num_workers=cfg.num_workers,
         generator=torch.Generator().manual_seed(cfg.seed),
     )
-    save_at = save_steps_of(cfg)
-    saved: dict[int, str] = {}
-    losses: list[float] = []
-    step, started = 0, time.perf_counter()
-    policy.train()
-    while step < cfg.max_steps:
-        for batch in loader:
-            loss, _ = policy.forward(preprocessor(batch))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            if averaged is not None:
-                averaged.update_parameters(policy)
-            step += 1
-            losses.append(float(loss.detach()))
-            if step in save_at:
-                folder = out / CHECKPOINT_DIR / f"step-{step}" / "pretrained_model"
-                save_pretrained_model(saved_policy.eval(), preprocessor, postprocessor, folder)
-                policy.train()
-                saved[step] = str(folder)
-            if step >= cfg.max_steps:
-                break
-    seconds = time.perf_counter() - started
+    save_at = SaveAtSteps(out, save_steps_of(cfg), postprocessor)
+    trainer, start, seconds, accelerator, precision = fit_loaders(
+        cfg, module, loader, None, out, run.resumed, [save_at, *(callbacks or [])]
+    )
+    step = trainer.global_step
     release = out / RELEASE_DIR
-    save_pretrained_model(saved_policy.eval(), preprocessor, postprocessor, release)
+    save_pretrained_model(module.saved_policy.eval(), preprocessor, postprocessor, release)
+    resume = resume_record(start)
     provenance = {
         "stage": "policy",
         "steps": step,
@@ -250,21 +282,20 @@ def run_policy_stage(cfg: TrainConfig, run, inputs, callbacks=None) -> dict[str,
         "policy_episodes": cfg.policy_episodes,
         "episodes": len(dataset.episodes),
         "seed": cfg.seed,
-        # No checkpoint is kept between saved steps: an interrupted run trains again from step 0, the same way.
-        "resume": {"resumed": run.resumed, "from_step": 0, "bit_identical": True},
+        "resume": resume,
     }
     (release / "training.json").write_text(json.dumps(provenance, indent=2) + "\n")
-    tail = losses[-max(1, len(losses) // 4) :]
+    saved = {s: str(save_at.folder(s)) for s in sorted(save_at.steps) if save_at.folder(s).is_dir()}
     return {
         "stage": "policy",
         "release": str(release),
         "checkpoint": saved[step],
         "checkpoints": {str(k): v for k, v in saved.items()},
         "steps": step,
-        "resumed_from_step": 0,
-        "resume": provenance["resume"],
+        "resumed_from_step": start,
+        "resume": resume,
         "seconds": round(seconds, 2),
-        "samples_per_second": round(step * cfg.batch_size / seconds, 2) if seconds > 0 else None,
+        "samples_per_second": round((step - start) * cfg.batch_size / seconds, 2) if seconds > 0 else None,
         "accelerator": accelerator,
         "precision": precision,
         "episodes": len(dataset.episodes),
@@ -274,5 +305,5 @@ def run_policy_stage(cfg: TrainConfig, run, inputs, callbacks=None) -> dict[str,
             for k, v in asdict(policy.config).items()
             if k in ("chunk_size", "n_action_steps", "hidden_dim", "encoder", "lr_schedule", "ema_decay")
         },
-        "metrics": {"first_loss": round(losses[0], 5), "final_loss": round(float(np.mean(tail)), 5)},
+        "metrics": {k: round(float(v), 5) for k, v in trainer.callback_metrics.items()},
     }

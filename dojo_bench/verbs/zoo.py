@@ -5,7 +5,7 @@ success on the benchmark task spreads over 10-90%. This module records the data,
 every saved checkpoint in the real dojo and picks the shipped set, with no person between stages. Each stage is a
 run directory of its own under ``out=DIR`` (core/run_dir.py); a finished stage is reused, so an interrupted build,
 started again with the same command, continues where it stopped (the data stage keeps its finished shards, the
-real-success stage its finished episodes; a policy run that was cut off restarts from its first step).
+real-success stage its finished episodes, a policy run resumes from its last Lightning checkpoint).
 
 Stages (``out=DIR`` layout):
 

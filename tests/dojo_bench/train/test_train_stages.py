@@ -102,3 +102,36 @@ def test_policy_stage_bad_input(value_run, tmp_path, capsys):
     assert not (tmp_path / "d").exists()
     assert main([*base, f"out={tmp_path / 'e'}", "policy.encoder=resnet"]) == 2
     assert "bad policy settings: encoder must be one of" in capsys.readouterr().err
+
+
+def test_an_interrupted_policy_run_resumes_from_its_last_checkpoint(value_run, tmp_path):
+    """The policy stage trains through the shared Lightning fit: a run cut off after step 5 picks up at its
+    step-4 checkpoint (weights, EMA, optimiser) and keeps the pretrained_model folder it had already saved."""
+    from dojo_bench.train.config import TrainConfig
+    from dojo_bench.train.run import run_train
+    from lightning.pytorch.callbacks import Callback
+    from policies.loading import load_policy
+
+    _, value_out = value_run
+    out = tmp_path / "policy"
+    tiny = {"channels": [4, 8, 8, 8], "hidden_dim": 16, "chunk_size": 4, "n_action_steps": 4}
+    cfg = TrainConfig(stage="policy", out=str(out), data=str(value_out / "data"), preset="tiny", max_steps=8,
+                      batch_size=2, checkpoint_every=4, save_steps=[4], device="cpu", num_workers=0, seed=3,
+                      policy={**tiny, "lr_schedule": "constant", "ema_decay": 0.5})  # fmt: skip
+
+    class Crash(Callback):
+        def on_train_batch_end(self, trainer, *_args) -> None:
+            if trainer.global_step == 5:
+                raise RuntimeError("power cut")
+
+    with pytest.raises(RuntimeError, match="power cut"):
+        run_train(cfg, callbacks=[Crash()])
+    step4 = out / "checkpoints" / "step-4" / "pretrained_model"
+    saved_before = load_policy(step4).checkpoint_hash
+    summary = run_train(cfg)
+    assert summary["resumed_from_step"] == 4 and summary["steps"] == 8
+    assert summary["resume"] == {"resumed": True, "from_step": 4, "bit_identical": False}
+    assert sorted(summary["checkpoints"], key=int) == ["4", "8"]
+    assert load_policy(step4).checkpoint_hash == saved_before
+    training = json.loads((out / "release" / "training.json").read_text())
+    assert training["resume"] == summary["resume"]
