@@ -15,7 +15,9 @@ block take theirs from the comments in config.yaml.
 from __future__ import annotations
 
 import ast
+import copy
 import importlib
+import importlib.util
 import inspect
 import io
 import re
@@ -24,6 +26,7 @@ import tokenize
 from dataclasses import MISSING, dataclass, field, fields, make_dataclass
 from functools import cache
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -91,19 +94,25 @@ class ZooShipKeys:
 
 @dataclass(frozen=True)
 class Schema:
-    """A verb's keys: the fields of ``config`` ("module:Class", imported when needed; None: no config class),
-    then those of ``extra`` (the first class with a field gives its default and help); ``required`` keys have no
-    default (Hydra's ``???``: "out= is required"), whatever the config class's own default is."""
+    """A verb's keys: the fields of ``config`` ("module:Class"; None: no config class), then those of ``extra``
+    (the first class with a field gives its default and help); ``required`` keys have no default (Hydra's ``???``:
+    "out= is required"), whatever the config class's own default is.
+
+    ``config`` is read from its source when its defaults are literals (``static_class``), so ``--help`` and the
+    schema never import the verb's module (and with it torch); otherwise the class is imported."""
 
     config: str | None
     extra: tuple[type, ...] = ()
     required: tuple[str, ...] = ()
 
-    def classes(self) -> list[type]:
-        if self.config is None:
-            return list(self.extra)
-        module, _, name = self.config.partition(":")
-        return [getattr(importlib.import_module(module), name), *self.extra]
+    def keys(self) -> list[tuple[str, Any, str]]:
+        """(name, default: a value, ``MISSING``, or a ``Factory``, help) for every key, first class first."""
+        found: dict[str, tuple[str, Any, str]] = {}
+        parts = [] if self.config is None else [config_keys(self.config)]
+        for part in [*parts, *(imported_keys(cls) for cls in self.extra)]:
+            for name, default, help in part:
+                found.setdefault(name, (name, default, help))
+        return list(found.values())
 
 
 SCHEMAS: dict[str, Schema] = {
@@ -128,19 +137,15 @@ def schema_name(verb: str) -> str:
 
 def make_schema(verb: str) -> type:
     """One dataclass with every key of ``verb`` and its default, each typed Any (see the module's docstring)."""
-    spec, specs, seen = SCHEMAS[verb], [], set()
-    for cls in spec.classes():
-        for f in fields(cls):
-            if f.name in seen or not f.init:
-                continue
-            seen.add(f.name)
-            if f.name in spec.required or f.default is f.default_factory is MISSING:
-                default = field(default="???")
-            elif f.default is not MISSING:
-                default = field(default=f.default)
-            else:
-                default = field(default_factory=f.default_factory)
-            specs.append((f.name, Any, default))
+    spec, specs = SCHEMAS[verb], []
+    for name, default, _ in spec.keys():
+        if name in spec.required or default is MISSING:
+            value = field(default="???")
+        elif isinstance(default, Factory):
+            value = field(default_factory=default)
+        else:
+            value = field(default=default)
+        specs.append((name, Any, value))
     return make_dataclass(schema_name(verb), specs)
 
 
@@ -154,11 +159,170 @@ HELP_COLUMN = 26  # where a key's help starts, as in the config files
 WIDTH = 110
 
 
+# -- a config class's keys, from its source or from the class ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Factory:
+    """A field's ``default_factory`` read from source: a fresh copy of ``value`` per call."""
+
+    value: Any
+
+    def __call__(self) -> Any:
+        return copy.deepcopy(self.value)
+
+
+class NotStatic(Exception):
+    """A config class whose keys cannot be read from its source alone (a default that is not a literal, a base
+    class, ...): it is imported instead."""
+
+
 @cache
-def field_help(cls: type) -> dict[str, str]:
-    """Each field of ``cls`` -> its help: the trailing comment of its definition, then the comment-only lines right
-    below it that start with ``#   `` (read from the source)."""
-    source = textwrap.dedent(inspect.getsource(cls))
+def config_keys(config: str) -> tuple[tuple[str, Any, str], ...]:
+    """The keys of the class ``config`` ("module:Class"): read from its source when it can be (``static_class``),
+    else from the imported class."""
+    module, _, name = config.partition(":")
+    try:
+        return static_class(module, name)
+    except NotStatic:
+        return imported_keys(getattr(importlib.import_module(module), name))
+
+
+def imported_keys(cls: type) -> tuple[tuple[str, Any, str], ...]:
+    helps = field_help(textwrap.dedent(inspect.getsource(cls)))
+    return tuple(
+        (f.name, f.default if f.default is not MISSING else
+         Factory(f.default_factory()) if f.default_factory is not MISSING else MISSING, helps.get(f.name, ""))
+        for f in fields(cls)
+        if f.init
+    )  # fmt: skip
+
+
+def static_class(module: str, name: str) -> tuple[tuple[str, Any, str], ...]:
+    """The keys of dataclass ``name`` in ``module``'s source, without importing the module (only its parent
+    packages, to find it): each annotated field's default (``= value``, ``field(default=...)``,
+    ``field(default_factory=list | dict | lambda: value)``), where a value is a literal, a module-level constant of
+    literals (its own module's, or one it imports by name) or ``list``/``tuple``/``dict`` of one. Raises NotStatic
+    for anything else; tests/dojo_bench/test_schemas.py checks that every verb's keys read so equal the imported
+    class's."""
+    source = ModuleSource.of(module)
+    node = source.definitions.get(name)
+    if not isinstance(node, ast.ClassDef):
+        raise NotStatic(f"{module}:{name}")
+    if node.bases or node.keywords or [d for d in node.decorator_list if ast.unparse(d) != "dataclass"]:
+        raise NotStatic(f"{module}:{name}")
+    helps = field_help(source.block(node))
+    keys = []
+    for item in node.body:
+        if not (isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)):
+            continue
+        if ast.unparse(item.annotation).startswith(("ClassVar", "InitVar")):
+            raise NotStatic(f"{module}:{name}")
+        default = _default(item.value, source)
+        if default is not NOT_INIT:
+            keys.append((item.target.id, default, helps.get(item.target.id, "")))
+    return tuple(keys)
+
+
+@dataclass(frozen=True)
+class ModuleSource:
+    """A module's source and its top-level names: classes, ``NAME = value`` and ``from X import NAME``."""
+
+    name: str
+    text: str
+    body: tuple[ast.stmt, ...]
+    definitions: dict[str, Any]  # name -> ClassDef, the assigned expression, or ("import", module, name)
+
+    @staticmethod
+    @cache
+    def of(module: str) -> ModuleSource:
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+            raise NotStatic(module)
+        text = Path(spec.origin).read_text()
+        body = tuple(ast.parse(text).body)
+        definitions: dict[str, Any] = {}
+        for node in body:
+            if isinstance(node, ast.ClassDef):
+                definitions[node.name] = node
+            elif (
+                isinstance(node, ast.Assign)
+                and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)
+            ):
+                definitions[node.targets[0].id] = node.value
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                for alias in node.names:
+                    definitions[alias.asname or alias.name] = ("import", node.module, alias.name)
+        return ModuleSource(module, text, body, definitions)
+
+    def block(self, node: ast.ClassDef) -> str:
+        """The class's lines, up to the next top-level statement (so trailing help comments are kept)."""
+        later = [n.lineno for n in self.body if n.lineno > node.lineno]
+        lines = self.text.splitlines()[node.lineno - 1 : (min(later) - 1) if later else None]
+        return textwrap.dedent("\n".join(lines))
+
+    def value(self, node: ast.expr, depth: int = 0) -> Any:
+        """The value of a constant expression (see ``static_class``)."""
+        if depth > 8:
+            raise NotStatic(ast.unparse(node))
+        if isinstance(node, ast.Name):
+            found = self.definitions.get(node.id)
+            if isinstance(found, tuple):
+                return ModuleSource.of(found[1]).value(ast.Name(found[2]), depth + 1)
+            if isinstance(found, ast.expr):
+                return self.value(found, depth + 1)
+            raise NotStatic(node.id)
+        if isinstance(node, (ast.Tuple, ast.List)):
+            items = [self.value(item, depth + 1) for item in node.elts]
+            return tuple(items) if isinstance(node, ast.Tuple) else items
+        if isinstance(node, ast.Dict) and None not in node.keys:
+            return {
+                self.value(k, depth + 1): self.value(v, depth + 1)
+                for k, v in zip(node.keys, node.values, strict=True)
+            }
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in CONVERSIONS:
+            if len(node.args) == 1 and not node.keywords:
+                return CONVERSIONS[node.func.id](self.value(node.args[0], depth + 1))
+        try:
+            return ast.literal_eval(node)
+        except ValueError:  # not a literal
+            raise NotStatic(ast.unparse(node)) from None
+
+
+CONVERSIONS = {"list": list, "tuple": tuple, "dict": dict}
+NOT_INIT = object()  # a field(init=False): not a key
+
+
+def _default(value: ast.expr | None, source: ModuleSource) -> Any:
+    """A field's default from its source (``MISSING``: none; ``NOT_INIT``: not an init field)."""
+    if value is None:
+        return MISSING
+    if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "field"):
+        return source.value(value)
+    options = {k.arg: k.value for k in value.keywords}
+    if value.args or None in options:
+        raise NotStatic(ast.unparse(value))
+    if "init" in options and source.value(options.pop("init")) is False:
+        return NOT_INIT
+    if set(options) - {"default", "default_factory"} or len(options) > 1:
+        raise NotStatic(ast.unparse(value))
+    if "default" in options:
+        return source.value(options["default"])
+    if "default_factory" not in options:
+        return MISSING
+    factory = options["default_factory"]
+    if isinstance(factory, ast.Name) and factory.id in CONVERSIONS:
+        return Factory(CONVERSIONS[factory.id]())
+    if isinstance(factory, ast.Lambda) and not factory.args.args:
+        return Factory(source.value(factory.body))
+    raise NotStatic(ast.unparse(value))
+
+
+@cache
+def field_help(source: str) -> dict[str, str]:
+    """Each field of the class in ``source`` -> its help: the trailing comment of its definition, then the
+    comment-only lines right below it that start with ``#   ``."""
     lines = source.splitlines()
     comments: dict[int, tuple[str, bool]] = {}  # line -> (comment, whether the line holds only the comment)
     for token in tokenize.generate_tokens(io.StringIO(source).readline):
@@ -243,10 +407,7 @@ def verb_help(verb: str, cfg: dict[str, Any]) -> str:
     help: the field comments of the verb's dataclasses, else the comment in config.yaml."""
     text = files(f"dojo_bench.conf.{verb.replace('-', '_')}").joinpath("config.yaml").read_text()
     header, helps = yaml_help(text)
-    seen = set()
-    for cls in SCHEMAS[verb].classes():  # the first class with a field gives its help, as its default
-        for name, help in field_help(cls).items():
-            if name not in seen and help:
-                helps[(name,)] = help
-            seen.add(name)
+    for name, _, help in SCHEMAS[verb].keys():  # the first class with a field gives its help, as its default
+        if help:
+            helps[(name,)] = help
     return "\n".join([*header, *_lines(cfg, helps)])

@@ -3,8 +3,11 @@ when the defaults lived in YAML, config.yaml holds only overrides, and --help li
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
+import subprocess
+import sys
 from dataclasses import MISSING, fields
 from importlib.resources import files
 from pathlib import Path
@@ -60,3 +63,35 @@ def test_help_lists_every_key_with_its_default_and_help(verb, capsys):
         line = next((line for line in text.splitlines() if re.match(rf"{key}:", line)), None)
         assert line is not None, f"{key} missing from `dojo-bench {verb} --help`"
         assert "#" in line, f"{key} has no help in `dojo-bench {verb} --help`"
+
+
+@pytest.mark.parametrize("verb", [verb for verb, spec in schemas.SCHEMAS.items() if spec.config])
+def test_keys_read_from_source_equal_the_imported_class(verb):
+    """--help reads a verb's config class from its source (no torch import); what it reads is the class's own
+    keys, defaults and help, as importing the class gives them."""
+    module, _, name = schemas.SCHEMAS[verb].config.partition(":")
+    static = schemas.static_class(module, name)
+    imported = schemas.imported_keys(getattr(importlib.import_module(module), name))
+
+    def plain(keys):
+        return [(k, d() if isinstance(d, schemas.Factory) else d, h) for k, d, h in keys]
+
+    assert plain(static) == plain(imported)
+
+
+def test_a_default_that_is_not_a_constant_is_read_from_the_imported_class(tmp_path, monkeypatch):
+    (tmp_path / "odd_config.py").write_text(
+        "from dataclasses import dataclass, field\nimport os\n\n\n@dataclass\nclass OddConfig:\n"
+        "    size: int = 3  # how big\n    home: str = os.getcwd()  # computed\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(schemas.NotStatic, match="os.getcwd"):
+        schemas.static_class("odd_config", "OddConfig")
+    keys = schemas.config_keys("odd_config:OddConfig")
+    assert keys[0] == ("size", 3, "how big") and keys[1][0] == "home"
+
+
+def test_help_imports_no_torch():
+    code = "import sys; from dojo_bench.cli import main; main(['evaluate', '--help']); print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "False"

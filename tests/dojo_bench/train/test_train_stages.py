@@ -107,9 +107,10 @@ def test_policy_stage_bad_input(value_run, tmp_path, capsys):
 def test_an_interrupted_policy_run_resumes_from_its_last_checkpoint(value_run, tmp_path):
     """The policy stage trains through the shared Lightning fit: a run cut off after step 5 picks up at its
     step-4 checkpoint (weights, EMA, optimiser) and keeps the pretrained_model folder it had already saved."""
+    from lightning.pytorch.callbacks import Callback
+
     from dojo_bench.train.config import TrainConfig
     from dojo_bench.train.run import run_train
-    from lightning.pytorch.callbacks import Callback
     from policies.loading import load_policy
 
     _, value_out = value_run
