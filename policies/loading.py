@@ -50,6 +50,9 @@ import policies.pixel_policy  # noqa: F401  (registers the "dojo_pixel" type wit
 from dojo_bench.core.errors import DojoError
 from dojo_bench.core.keys import ACTION
 
+TRAINING_FILE = (
+    "training.json"  # beside a policy `dojo-bench train stage=policy` saved: provenance, resume record
+)
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 PREPROCESSOR_FILE = f"{POLICY_PREPROCESSOR_DEFAULT_NAME}.json"

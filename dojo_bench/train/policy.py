@@ -39,7 +39,7 @@ from dojo_bench.core.keys import (
 from dojo_bench.train.config import CHECKPOINT_DIR, RELEASE_DIR, TrainConfig
 from dojo_bench.train.fit import fit_loaders, resolve_accelerator, resume_record
 from dojo_bench.value.value_model import read_frame_table
-from policies.loading import save_pretrained_model
+from policies.loading import TRAINING_FILE, save_pretrained_model
 from policies.pixel_policy import make_pixel_policy
 from world_model.data import check_features, episode_table, load_frame_cache, read_info
 
@@ -233,19 +233,27 @@ class LitPolicy(L.LightningModule):
 
 
 class SaveAtSteps(Callback):
-    """Writes the saved policy as a LeRobot ``pretrained_model`` folder after each of ``steps``."""
+    """Writes the saved policy as a LeRobot ``pretrained_model`` folder after each of ``steps``, with its
+    ``training.json`` (the step, and whether the run was resumed before it: then not bit-identical)."""
 
-    def __init__(self, out: Path, steps: list[int], postprocessor):
+    def __init__(self, out: Path, steps: list[int], postprocessor, provenance: dict[str, Any]):
         self.out, self.steps, self.postprocessor = out, set(steps), postprocessor
+        self.provenance, self.start = provenance, 0
 
     def folder(self, step: int) -> Path:
         return self.out / CHECKPOINT_DIR / f"step-{step}" / "pretrained_model"
 
+    def on_train_start(self, trainer, _module) -> None:
+        self.start = trainer.global_step
+
     def on_train_batch_end(self, trainer, module: LitPolicy, *_args) -> None:
-        if trainer.global_step in self.steps:
-            folder = self.folder(trainer.global_step)
+        step = trainer.global_step
+        if step in self.steps:
+            folder = self.folder(step)
             save_pretrained_model(module.saved_policy.eval(), module.preprocessor, self.postprocessor, folder)
             module.policy.train()
+            record = {**self.provenance, "steps": step, "resume": resume_record(self.start)}
+            (folder / TRAINING_FILE).write_text(json.dumps(record, indent=2) + "\n")
 
 
 def run_policy_stage(cfg: TrainConfig, run, inputs, callbacks=None) -> dict[str, Any]:
@@ -267,7 +275,9 @@ def run_policy_stage(cfg: TrainConfig, run, inputs, callbacks=None) -> dict[str,
         num_workers=cfg.num_workers,
         generator=torch.Generator().manual_seed(cfg.seed),
     )
-    save_at = SaveAtSteps(out, save_steps_of(cfg), postprocessor)
+    provenance = {"stage": "policy", "data": dataset.roots, "policy_episodes": cfg.policy_episodes,
+                  "episodes": len(dataset.episodes), "seed": cfg.seed}  # fmt: skip
+    save_at = SaveAtSteps(out, save_steps_of(cfg), postprocessor, provenance)
     trainer, start, seconds, accelerator, precision = fit_loaders(
         cfg, module, loader, None, out, run.resumed, [save_at, *(callbacks or [])]
     )
@@ -275,16 +285,8 @@ def run_policy_stage(cfg: TrainConfig, run, inputs, callbacks=None) -> dict[str,
     release = out / RELEASE_DIR
     save_pretrained_model(module.saved_policy.eval(), preprocessor, postprocessor, release)
     resume = resume_record(start)
-    provenance = {
-        "stage": "policy",
-        "steps": step,
-        "data": dataset.roots,
-        "policy_episodes": cfg.policy_episodes,
-        "episodes": len(dataset.episodes),
-        "seed": cfg.seed,
-        "resume": resume,
-    }
-    (release / "training.json").write_text(json.dumps(provenance, indent=2) + "\n")
+    record = {**provenance, "steps": step, "resume": resume}
+    (release / TRAINING_FILE).write_text(json.dumps(record, indent=2) + "\n")
     saved = {s: str(save_at.folder(s)) for s in sorted(save_at.steps) if save_at.folder(s).is_dir()}
     return {
         "stage": "policy",

@@ -384,7 +384,7 @@ def run_evaluation(
     wall = time.perf_counter() - started
     summary = store.summary(config=asdict(cfg), checkpoint_hashes=hashes, seeds=seeds, wall_time_s=wall)
     summary["agreement"] = block
-    summary["provenance"]["resumed_training"] = resumed_training(world_model, value_model)
+    summary["provenance"]["resumed_training"] = resumed_training(world_model, value_model, policies)
     summary["media"] = {
         "curves": curves.name if curves is not None else None,
         "frame_stride": recorder.frame_stride,

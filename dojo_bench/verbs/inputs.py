@@ -19,7 +19,7 @@ from dojo_bench.dojo.tasks import TaskSpec, get_task
 from dojo_bench.engine.rollout import check_policy_fits_world
 from dojo_bench.shipped import shipped_calibration
 from dojo_bench.value.value_model import load_value_model
-from policies.loading import check_action_dim, check_observation_features, load_policy
+from policies.loading import TRAINING_FILE, check_action_dim, check_observation_features, load_policy
 from world_model.checkpoint import CheckpointError, release_resume
 from world_model.imagined_env import ImaginedEnv
 from world_model.pixel_env import PixelImaginedEnv, is_pixel_release
@@ -166,15 +166,32 @@ def observation_features(env) -> dict[str, tuple[int, ...]]:
     return {OBS_IMAGE: (3, size, size), OBS_STATE: (int(getattr(env, "state_dim", 2)),)}
 
 
-def resumed_training(world_model: str | Path, value_model: str | Path) -> dict[str, dict[str, Any]]:
+def resumed_training(
+    world_model: str | Path, value_model: str | Path, policies: list[str] = ()
+) -> dict[str, dict[str, Any]]:
     """The models whose training (or a model they were trained from) was resumed mid-way, and so is not
-    bit-identical to an uninterrupted run's (their release's ``extra.training.resume``), by key; empty when none."""
+    bit-identical to an uninterrupted run's (their release's ``extra.training.resume``; a policy's
+    ``training.json``, written by `dojo-bench train stage=policy`), by key; empty when none."""
     found = {}
     for key, path in (("world_model", world_model), ("value_model", value_model)):
         record = release_resume(path) if path != REFERENCE_WORLD else {}
         if record.get("bit_identical") is False:
             found[key] = {"path": str(path), **record}
+    for label, path in zip(policy_labels(policies), policies, strict=True):
+        record = policy_resume(path)
+        if record.get("bit_identical") is False:
+            found[f"policy {label}"] = {"path": str(path), **record}
     return found
+
+
+def policy_resume(folder: str | Path) -> dict[str, Any]:
+    """The resume record of a policy folder's ``training.json``; empty when it has none (lerobot's own
+    checkpoints, the shipped zoo)."""
+    try:
+        record = json.loads((Path(folder) / TRAINING_FILE).read_text())["resume"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def load_inputs(cfg, policies: list[str], world_model: str, value_model: str, device: str):

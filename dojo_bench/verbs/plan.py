@@ -290,7 +290,7 @@ def run_plan(
     wall = time.perf_counter() - started
     summary = store.summary(config=asdict(cfg), checkpoint_hashes=hashes, seeds=seeds, wall_time_s=wall,
                             confidence=cfg.confidence)  # fmt: skip
-    summary["provenance"]["resumed_training"] = resumed_training(world_model, value_model)
+    summary["provenance"]["resumed_training"] = resumed_training(world_model, value_model, policies)
     decisions = _read_timing(out / TIMING_FILE)
     summary["planning"] = {
         "num_proposals": cfg.num_proposals,

@@ -111,6 +111,7 @@ def test_an_interrupted_policy_run_resumes_from_its_last_checkpoint(value_run, t
 
     from dojo_bench.train.config import TrainConfig
     from dojo_bench.train.run import run_train
+    from dojo_bench.verbs.inputs import resumed_training
     from policies.loading import load_policy
 
     _, value_out = value_run
@@ -136,3 +137,7 @@ def test_an_interrupted_policy_run_resumes_from_its_last_checkpoint(value_run, t
     assert load_policy(step4).checkpoint_hash == saved_before
     training = json.loads((out / "release" / "training.json").read_text())
     assert training["resume"] == summary["resume"]
+    # the folder saved before the cut is bit-identical, the one after is not, and evaluate/plan say so
+    step8 = out / "checkpoints" / "step-8" / "pretrained_model"
+    flagged = resumed_training("dojo", value_out / "release", [str(step4), str(step8)])
+    assert list(flagged) == ["policy step-8"] and flagged["policy step-8"]["from_step"] == 4
