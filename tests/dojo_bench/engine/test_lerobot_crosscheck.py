@@ -1,0 +1,34 @@
+"""The cross-check command (``python -m dojo_bench.engine.lerobot_crosscheck``) on a tiny lerobot ACT.
+
+lerobot's own loop against the engine is the slow test in tests/policies/test_lerobot_eval_crosscheck.py; here:
+the real-success path, its JSON, and the one-line refusal of a folder that is not a checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dojo_bench.engine.lerobot_crosscheck import main
+
+
+def test_the_real_success_of_a_checkpoint_is_printed_and_written(tiny_lerobot_checkpoints, tmp_path, capsys):
+    out = tmp_path / "crosscheck.json"
+    checkpoint = str(tiny_lerobot_checkpoints["act"])
+    main([checkpoint, "--seeds", "3", "--batch", "3", "--dojo-only", "--json", str(out)])  # fmt: skip
+    printed = capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert result["seeds"] == [0, 2] and result["task"] == "pusht_bench"
+    dojo = result["dojo_bench"]
+    assert 0.0 <= dojo["low"] <= dojo["success"] <= dojo["high"]
+    assert 0.0 < dojo["mean_max_reward"] <= 1.0
+    assert "lerobot" not in result
+    assert printed.startswith("dojo-bench: success ")
+
+
+def test_a_folder_without_a_checkpoint_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "is not a pretrained_model folder" in capsys.readouterr().err
