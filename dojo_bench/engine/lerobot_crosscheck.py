@@ -30,6 +30,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from dojo_bench.core.errors import UsageError
 from dojo_bench.core.metrics import wilson_interval
 from dojo_bench.core.progress import quiet_libraries
 from dojo_bench.dojo.tasks import get_task
@@ -134,6 +135,12 @@ def main(argv: list[str] | None = None) -> None:
     quiet_libraries()
     if not (Path(args.checkpoint) / "config.json").is_file():
         parser.error(f"{args.checkpoint} is not a pretrained_model folder (no config.json)")
+    if args.seeds < 1 or args.batch < 1:
+        parser.error(f"--seeds and --batch must be positive, got {args.seeds} and {args.batch}")
+    try:
+        get_task(args.task)
+    except UsageError as error:
+        parser.error(str(error))
     result = crosscheck(args.checkpoint, list(range(args.seeds)), args.batch, args.task, args.dojo_only)
     print(_line("dojo-bench", result["dojo_bench"]))
     if "lerobot" in result:

@@ -27,8 +27,19 @@ def test_the_real_success_of_a_checkpoint_is_printed_and_written(tiny_lerobot_ch
     assert printed.startswith("dojo-bench: success ")
 
 
-def test_a_folder_without_a_checkpoint_is_refused(tmp_path, capsys):
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (None, "is not a pretrained_model folder"),
+        (["--seeds", "0"], "--seeds and --batch must be positive"),
+        (["--task", "pushq"], "unknown task 'pushq'"),
+    ],
+)
+def test_bad_arguments_are_refused_in_one_line(extra, message, tmp_path, capsys):
+    if extra is not None:  # a folder that passes the checkpoint check, so the argument after it is what fails
+        (tmp_path / "config.json").write_text("{}")
     with pytest.raises(SystemExit) as exit_info:
-        main([str(tmp_path)])
+        main([str(tmp_path), *(extra or [])])
     assert exit_info.value.code == 2
-    assert "is not a pretrained_model folder" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
