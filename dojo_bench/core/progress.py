@@ -40,6 +40,8 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=r".*was configured so \d+ batch")
     # lerobot imports torchvision's video module, which announces its own deprecation: nothing a user can change.
     warnings.filterwarnings("ignore", message=r".*video decoding and encoding capabilities of torchvision")
+    # The latent world model trains beside a frozen tokenizer kept in eval mode on purpose (world_model/model.py).
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
     # Our training clips are drawn at random, so resuming mid-"epoch" loses nothing the warning fears.
     warnings.filterwarnings(
         "ignore", message=r".*resuming from a checkpoint that ended before the epoch ended"

@@ -59,13 +59,17 @@ class ReferenceEnv:
 
 def policy_labels(paths: list[str]) -> list[str]:
     """Unique labels from checkpoint folders: the folder name (its parent's for ``.../pretrained_model``), with
-    more parent folders joined by '/' until no two labels are the same."""
+    more parent folders joined by '/' until no two labels are the same. lerobot-train's layout
+    ``RUN/checkpoints/STEP/pretrained_model`` is labelled ``RUN/STEP`` (e.g. ``lerobot_act/003000``), not by the
+    step number alone."""
     parts = []
     for path in paths:
         p = Path(path).expanduser().resolve()
         names = [n for n in p.parts if n != p.anchor]
         if names and names[-1] == "pretrained_model" and len(names) > 1:
             names = names[:-1]
+        if len(names) > 2 and names[-2] == "checkpoints":  # lerobot-train: RUN/checkpoints/STEP
+            names = names[:-3] + [f"{names[-3]}/{names[-1]}"]
         parts.append(names)
     depth = 1
     while True:
