@@ -87,24 +87,6 @@ def test_a_learner_returning_nan_is_refused(world):
         )
 
 
-@pytest.fixture
-def learner_checkpoint(tmp_path, one_thread):
-    from policies.loading import save_pretrained_model
-    from policies.pixel_policy import make_pixel_policy
-
-    arena = {"min": torch.zeros(2), "max": torch.full((2,), 512.0)}
-    torch.manual_seed(0)
-    policy, pre, post = make_pixel_policy(
-        {OBS_STATE: dict(arena), ACTION: dict(arena)},
-        device="cpu",
-        channels=(4, 8),
-        hidden_dim=16,
-        chunk_size=4,
-        n_action_steps=4,
-    )
-    return save_pretrained_model(policy, pre, post, tmp_path / "learner" / "pretrained_model")
-
-
 def test_dagger_run_records_labels_and_the_policy_stage_trains_on_them(tmp_path, learner_checkpoint):
     out = tmp_path / "dagger"
     config = DataConfig(
