@@ -17,11 +17,16 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow.parquet as pq
+
 from dojo_bench.core.errors import UsageError
+from dojo_bench.core.keys import ACTION, GT_EXPERT_ACTION
 
 POLICY_TYPES = ("diffusion", "act")
 SIZES = ("cpu", "tiny")
@@ -121,12 +126,35 @@ class LerobotTrainConfig:
             raise UsageError(f"data={self.data} is not a LeRobot dataset folder (no meta/info.json)")
         if Path(self.out).exists():
             raise UsageError(f"out={self.out} exists; lerobot's trainer writes only into a new folder")
+        off_label = executed_share(self.data)
+        if off_label > 0:
+            raise UsageError(
+                f"data={self.data}: {off_label:.0%} of its frames executed another action than the expert's label "
+                f"({GT_EXPERT_ACTION}: a learner drove them) and lerobot-train imitates action; convert it first: "
+                f"python -m dojo_bench.dojo.expert_actions {self.data} OUT"
+            )
 
     @property
     def policy_fields(self) -> dict[str, Any]:
         """The lerobot config fields of the policy: the preset, then the overrides, on CPU, never pushed."""
         fields = {**PRESETS[self.policy_type][self.size], **self.overrides}
         return {**fields, "device": self.device, "push_to_hub": False}
+
+
+def executed_share(data: str | Path) -> float:
+    """Share of a dataset's frames whose executed ``action`` differs from the expert's label (0 where there is no
+    ``gt.expert_action`` or, as with the re-planning expert alone, every executed action is the label)."""
+    data = Path(data)
+    if GT_EXPERT_ACTION not in json.loads((data / "meta" / "info.json").read_text())["features"]:
+        return 0.0
+    differ = total = 0
+    for path in sorted((data / "data").rglob("*.parquet")):
+        table = pq.read_table(path, columns=[ACTION, GT_EXPERT_ACTION])
+        executed = np.asarray(table.column(ACTION).to_pylist(), dtype=np.float32)  # (frames, action dim)
+        label = np.asarray(table.column(GT_EXPERT_ACTION).to_pylist(), dtype=np.float32)
+        differ += int((np.abs(executed - label) > 1e-3).any(axis=1).sum())
+        total += len(label)
+    return differ / max(total, 1)
 
 
 def make_train_config(cfg: LerobotTrainConfig):

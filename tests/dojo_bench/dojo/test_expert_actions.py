@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from dojo_bench.core.errors import UsageError
 from dojo_bench.core.keys import ACTION, GT_EXPERT_ACTION, OBS_IMAGE
 from dojo_bench.dojo.expert_actions import main
 from dojo_bench.dojo.generate import run_data
@@ -68,3 +69,14 @@ def test_refusals_are_one_line(dagger_dataset, tiny_robot_run, tmp_path, capsys)
     assert main([str(dagger_dataset), str(dagger_dataset)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_lerobot_training_refuses_executed_learner_actions_and_takes_the_converted_copy(dagger_dataset, tmp_path):
+    from policies.lerobot_train import LerobotTrainConfig, executed_share
+
+    assert executed_share(dagger_dataset) > 0  # learner_share 1: the learner drove every chunk
+    with pytest.raises(UsageError, match=r"executed another action than the expert's label .* dojo_bench.dojo.expert"):
+        LerobotTrainConfig(data=str(dagger_dataset), out=str(tmp_path / "run"), policy_type="act")
+    assert main([str(dagger_dataset), str(tmp_path / "expert")]) == 0
+    assert executed_share(tmp_path / "expert") == 0
+    LerobotTrainConfig(data=str(tmp_path / "expert"), out=str(tmp_path / "run"), policy_type="act")
