@@ -44,7 +44,9 @@ def write_expert_actions(src: str | Path, out: str | Path) -> Path:
     src, out = Path(src), Path(out)
     info_path = src / "meta" / "info.json"
     if not info_path.is_file():
-        raise DojoError(f"{src} is not a LeRobot dataset (no meta/info.json); pass the folder that holds meta/")
+        raise DojoError(
+            f"{src} is not a LeRobot dataset (no meta/info.json); pass the folder that holds meta/"
+        )
     features = json.loads(info_path.read_text())["features"]
     if LABEL not in features or ACTION not in features:
         raise DojoError(
@@ -53,7 +55,9 @@ def write_expert_actions(src: str | Path, out: str | Path) -> Path:
     if out.exists():
         raise DojoError(f"{out} already exists; pick a new folder or remove it")
     # Everything but the frame tables, the per-episode tables and the stats is carried over unchanged.
-    shutil.copytree(src, out, copy_function=_link_or_copy, ignore=shutil.ignore_patterns("*.parquet", "stats.json"))
+    shutil.copytree(
+        src, out, copy_function=_link_or_copy, ignore=shutil.ignore_patterns("*.parquet", "stats.json")
+    )
     for path in sorted(src.rglob("*.parquet")):
         table = pq.read_table(path)
         target = out / path.relative_to(src)

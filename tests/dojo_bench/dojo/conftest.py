@@ -1,4 +1,4 @@
-"""Fixtures of the dojo tests: a tiny learned policy for DAgger recordings."""
+"""Fixtures of the dojo tests: a tiny learned policy and a DAgger recording it drives."""
 
 from __future__ import annotations
 
@@ -25,3 +25,24 @@ def learner_checkpoint(tmp_path, one_thread):
         n_action_steps=4,
     )
     return save_pretrained_model(policy, pre, post, tmp_path / "learner" / "pretrained_model")
+
+
+@pytest.fixture
+def dagger_run(tmp_path, learner_checkpoint):
+    """A finished DAgger data run (2 episodes of 8 frames, the learner drives every chunk): (out, summary)."""
+    from dojo_bench.dojo.generate import run_data
+    from dojo_bench.dojo.recording import DataConfig
+
+    out = tmp_path / "dagger"
+    config = DataConfig(
+        kind="robot",
+        policy="expert",
+        learner=str(learner_checkpoint),
+        out=str(out),
+        episodes=2,
+        max_steps=7,
+        workers=1,
+        validation_fraction=0,
+        seed=5,
+    )
+    return out, run_data(config)

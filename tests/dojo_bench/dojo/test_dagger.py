@@ -13,7 +13,6 @@ from dojo_bench.core.keys import ACTION, DOJO_META_FILE, GT_EXPERT_ACTION, GT_PO
 from dojo_bench.dojo.dagger import DAGGER_POLICY, LearnerWithExpert
 from dojo_bench.dojo.episodes import run_episode
 from dojo_bench.dojo.experts import PushExpert
-from dojo_bench.dojo.generate import run_data
 from dojo_bench.dojo.recording import DataConfig
 from dojo_bench.dojo.tasks import get_task
 from dojo_bench.dojo.worlds import RobotLab
@@ -87,20 +86,8 @@ def test_a_learner_returning_nan_is_refused(world):
         )
 
 
-def test_dagger_run_records_labels_and_the_policy_stage_trains_on_them(tmp_path, learner_checkpoint):
-    out = tmp_path / "dagger"
-    config = DataConfig(
-        kind="robot",
-        policy="expert",
-        learner=str(learner_checkpoint),
-        out=str(out),
-        episodes=2,
-        max_steps=7,
-        workers=1,
-        validation_fraction=0,
-        seed=5,
-    )
-    summary = run_data(config)
+def test_dagger_run_records_labels_and_the_policy_stage_trains_on_them(dagger_run):
+    out, summary = dagger_run
     assert set(summary["splits"]["train"]["success"]) == {DAGGER_POLICY}
     meta = json.loads((out / "train" / DOJO_META_FILE).read_text())
     assert meta["policies"][-1] == DAGGER_POLICY

@@ -11,27 +11,12 @@ import pytest
 from dojo_bench.core.errors import UsageError
 from dojo_bench.core.keys import ACTION, GT_EXPERT_ACTION, OBS_IMAGE
 from dojo_bench.dojo.expert_actions import main
-from dojo_bench.dojo.generate import run_data
-from dojo_bench.dojo.recording import DataConfig
 from dojo_bench.value.value_model import read_frame_table
 
 
 @pytest.fixture
-def dagger_dataset(tmp_path, learner_checkpoint):
-    out = tmp_path / "dagger"
-    config = DataConfig(
-        kind="robot",
-        policy="expert",
-        learner=str(learner_checkpoint),
-        out=str(out),
-        episodes=2,
-        max_steps=7,
-        workers=1,
-        validation_fraction=0,
-        seed=5,
-    )
-    run_data(config)
-    return out / "train"
+def dagger_dataset(dagger_run):
+    return dagger_run[0] / "train"
 
 
 def test_action_becomes_the_label_everywhere_and_the_rest_is_unchanged(dagger_dataset, tmp_path, capsys):
@@ -71,11 +56,15 @@ def test_refusals_are_one_line(dagger_dataset, tiny_robot_run, tmp_path, capsys)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
-def test_lerobot_training_refuses_executed_learner_actions_and_takes_the_converted_copy(dagger_dataset, tmp_path):
+def test_lerobot_training_refuses_executed_learner_actions_and_takes_the_converted_copy(
+    dagger_dataset, tmp_path
+):
     from policies.lerobot_train import LerobotTrainConfig, executed_share
 
     assert executed_share(dagger_dataset) > 0  # learner_share 1: the learner drove every chunk
-    with pytest.raises(UsageError, match=r"executed another action than the expert's label .* dojo_bench.dojo.expert"):
+    with pytest.raises(
+        UsageError, match=r"executed another action than the expert's label .* dojo_bench.dojo.expert"
+    ):
         LerobotTrainConfig(data=str(dagger_dataset), out=str(tmp_path / "run"), policy_type="act")
     assert main([str(dagger_dataset), str(tmp_path / "expert")]) == 0
     assert executed_share(tmp_path / "expert") == 0

@@ -9,7 +9,9 @@ from dojo_bench.verbs.inputs import policy_labels
 
 
 def test_a_folder_is_labelled_by_its_name_and_pretrained_model_by_its_parent(tmp_path):
-    labels = policy_labels([str(tmp_path / "zoo" / "round0-step04000"), str(tmp_path / "mine" / "pretrained_model")])
+    labels = policy_labels(
+        [str(tmp_path / "zoo" / "round0-step04000"), str(tmp_path / "mine" / "pretrained_model")]
+    )
     assert labels == ["round0-step04000", "mine"]
 
 
