@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from dojo_bench.core.errors import UsageError
 from dojo_bench.core.keys import ACTION, GT_EXPERT_ACTION, OBS_IMAGE
@@ -43,6 +44,25 @@ def test_action_becomes_the_label_everywhere_and_the_rest_is_unchanged(dagger_da
     frame, source = dataset[3], original[3]
     assert np.allclose(frame[ACTION].numpy(), labels[3])
     assert np.array_equal(frame[OBS_IMAGE].numpy(), source[OBS_IMAGE].numpy())  # videos carried over
+
+
+def test_images_hold_the_video_pixels_and_the_source_is_left_alone(dagger_dataset, tmp_path):
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    info_before = (dagger_dataset / "meta" / "info.json").read_text()
+    out = tmp_path / "images"
+    assert main([str(dagger_dataset), str(out), "--images"]) == 0
+    assert (dagger_dataset / "meta" / "info.json").read_text() == info_before
+    assert not (out / "videos").exists()
+    dataset = LeRobotDataset("dojo/images", root=out, video_backend="pyav")
+    original = LeRobotDataset("dojo/dagger", root=dagger_dataset, video_backend="pyav")
+    assert dataset.meta.video_keys == [] and dataset.meta.camera_keys == [OBS_IMAGE]
+    assert original.meta.video_keys == [OBS_IMAGE]
+    for index in (0, 7, 8, len(dataset) - 1):  # both episodes' first and last frames
+        frame, source = dataset[index], original[index]
+        assert frame[OBS_IMAGE].shape == (3, 96, 96)
+        assert torch.equal(frame[OBS_IMAGE], source[OBS_IMAGE])
+        assert torch.equal(frame[ACTION], source[GT_EXPERT_ACTION])
 
 
 def test_refusals_are_one_line(dagger_dataset, tiny_robot_run, tmp_path, capsys):
