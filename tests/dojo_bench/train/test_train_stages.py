@@ -140,4 +140,5 @@ def test_an_interrupted_policy_run_resumes_from_its_last_checkpoint(value_run, t
     # the folder saved before the cut is bit-identical, the one after is not, and evaluate/plan say so
     step8 = out / "checkpoints" / "step-8" / "pretrained_model"
     flagged = resumed_training("dojo", value_out / "release", [str(step4), str(step8)])
-    assert list(flagged) == ["policy step-8"] and flagged["policy step-8"]["from_step"] == 4
+    label = "policy/step-8"  # RUN/checkpoints/STEP/pretrained_model is labelled RUN/STEP
+    assert list(flagged) == [f"policy {label}"] and flagged[f"policy {label}"]["from_step"] == 4
