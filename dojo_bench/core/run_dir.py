@@ -36,13 +36,17 @@ def config_hash(config: dict[str, Any], neutral: frozenset[str] | set[str] = fro
 def same_config(record: dict[str, Any], config: dict[str, Any], neutral: frozenset[str] | set[str]) -> bool:
     """Whether ``config`` is the run recorded in ``record``: the same hash, or the same once the keys that the
     recorded config lacks and that hold their defaults (``DEFAULTS``) are left out: keys added to the verb since
-    the run started, which the code that started it ran as if at their defaults."""
-    if record.get("config_hash") == config_hash(config, neutral):
-        return True
+    the run started, which the code that started it ran as if at their defaults. The recorded config is hashed
+    again with today's ``neutral`` keys, so a key made neutral later does not orphan older runs."""
     stored = record.get("config")
+    recorded = {record.get("config_hash")}
+    if isinstance(stored, dict):
+        recorded.add(config_hash(stored, neutral))  # keys the verb has made neutral since the run started
+    if config_hash(config, neutral) in recorded:
+        return True
     if not isinstance(stored, dict) or not isinstance(DEFAULTS, dict):
         return False
-    return record.get("config_hash") == config_hash(_known(config, stored, DEFAULTS), neutral)
+    return config_hash(_known(config, stored, DEFAULTS), neutral) in recorded
 
 
 def _known(config: dict[str, Any], stored: dict[str, Any], defaults: Any) -> dict[str, Any]:
@@ -103,7 +107,7 @@ def prepare_run_dir(
         raise UsageError(f"out={path} is a file, not a directory")
     if path.exists() and any(path.iterdir()):
         record_path = path / RUN_FILE
-        record = _read_record(record_path)
+        record = read_record(record_path)
         if overwrite:
             shutil.rmtree(path)
         elif record is None:
@@ -142,12 +146,17 @@ def prepare_run_dir(
 
 def is_finished(path: str | Path) -> bool:
     """Whether ``path`` holds a finished run (its run.json says so): a stage that can be reused as it is."""
-    record = _read_record(Path(path) / RUN_FILE)
+    record = read_record(Path(path) / RUN_FILE)
     return record is not None and record.get("status") == "finished"
 
 
-def _read_record(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
+def read_record(path: Path) -> dict[str, Any] | None:
+    """The ``run.json`` record at ``path``, None when there is none (or it is not a dojo-bench run's, or the path
+    cannot be a file: a name too long; the caller's own writing says why in one line)."""
+    try:
+        if not path.is_file():
+            return None
+    except OSError:
         return None
     try:
         record = json.loads(path.read_text())

@@ -164,9 +164,9 @@ class MediaRecorder:
         self._reset_buffers()
 
 
-def write_curves(out_dir: str | Path) -> Path | None:
-    """Concatenate the curve parts into ``curves.parquet`` (an episode in several parts: the last part wins);
-    returns its path, None when no part exists."""
+def write_curves(out_dir: str | Path, policies: Sequence[str] | None = None) -> Path | None:
+    """Concatenate the curve parts into ``curves.parquet`` (an episode in several parts: the last part wins), only
+    ``policies``' episodes when given; returns its path, None when no part exists."""
     out_dir = Path(out_dir)
     parts = sorted((out_dir / CURVES_DIR).glob("part-*.parquet"))
     if not parts:
@@ -179,6 +179,8 @@ def write_curves(out_dir: str | Path) -> Path | None:
     frame = pd.concat(frames, ignore_index=True)
     last = frame.groupby(["policy", "seed", "world"])["_part"].transform("max")
     frame = frame[frame["_part"] == last].drop(columns="_part")
+    if policies is not None:
+        frame = frame[frame["policy"].isin(list(policies))]
     frame = frame.sort_values(["policy", "world", "seed", "step"], kind="stable").reset_index(drop=True)
     table = pa.Table.from_pandas(frame, schema=CURVES_SCHEMA, preserve_index=False)
     path = out_dir / CURVES_FILE

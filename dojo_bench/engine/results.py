@@ -113,10 +113,14 @@ class ResultStore:
         wall_time_s: float | None = None,
         confidence: float = 0.95,
         write: bool = True,
+        policies: Sequence[str] | None = None,
     ) -> dict[str, Any]:
         """Per (policy, world) rates with Wilson intervals plus provenance; writes summary.json and
-        episodes.parquet unless ``write=False``. ``wall_time_s`` defaults to this store's time since opening."""
+        episodes.parquet unless ``write=False``. ``wall_time_s`` defaults to this store's time since opening.
+        ``policies``: only these policies' rows (a run dir keeps the episodes of policies dropped since)."""
         frame = self.read()
+        if policies is not None:
+            frame = frame[frame["policy"].isin(list(policies))].reset_index(drop=True)
         policies: dict[str, dict[str, Any]] = {}
         for (policy, world), group in frame.groupby(["policy", "world"], sort=True):
             rate = success_rate(group["success"].astype(bool).to_numpy(), confidence)

@@ -6,7 +6,8 @@ start observations, scored by a value model with a success threshold on progress
 ``policy,success_rate``) replaces the real rollouts with a user's real success rates.
 
 Layout of ``out=DIR`` (the run-directory contract of run_dir.py; an unfinished run of the same config resumes
-without redoing finished episodes):
+without redoing finished episodes, and a run, finished or not, reopened with other ``policies=`` runs only the
+episodes of the policies it has not run; ``checkpoints.json`` keeps each label's checkpoint hash):
 - ``episodes/`` + ``episodes.parquet``: one row per (policy, seed, world) (engine/results.py);
 - ``summary.json``: per-policy rates with Wilson intervals, provenance, and an ``agreement`` block: predicted vs
   real success per policy, Pearson / Spearman / Kendall / MMRV(sim, real) with bootstrap intervals over episodes,
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -46,6 +48,7 @@ from dojo_bench.core.metrics import (
     sampling_ceiling,
     spearman,
 )
+from dojo_bench.core.run_dir import RUN_FILE, read_record, write_json
 from dojo_bench.dojo.tasks import GOAL_POSE
 from dojo_bench.engine.media import MediaRecorder, RenderOnly, media_index, write_curves
 from dojo_bench.engine.pose_scorer import PoseScorer
@@ -205,6 +208,50 @@ def start_observations(cfg: EvaluateConfig, task, env, seeds: list[int]):
 
 
 # ----------------------------------------------------------------------------------------------------------------------
+# Other policies on the same run dir
+# ----------------------------------------------------------------------------------------------------------------------
+# ``policies`` is a neutral key: a run dir may be reopened, finished or not, with policies added or dropped; the
+# episodes of every policy it has run are kept and only the missing ones run (each batch of seeds is reproducible
+# on its own, so the episodes are those a fresh run would give). A label whose checkpoint changed is refused.
+NEUTRAL = frozenset({"policies"})
+HASHES_FILE = "checkpoints.json"  # {label: checkpoint hash} of every policy with episodes in the run dir
+
+
+def recorded_hashes(out: Path) -> dict[str, str]:
+    """{label: checkpoint hash} of the policies with episodes in ``out``: ``checkpoints.json``, else (a run from
+    before that file) the summary's provenance; empty for a new out dir."""
+    for path, keys in ((out / HASHES_FILE, ()), (out / SUMMARY_FILE, ("provenance", "checkpoint_hashes"))):
+        try:
+            payload = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        for key in keys:
+            payload = payload.get(key) if isinstance(payload, dict) else None
+        if isinstance(payload, dict):
+            return {str(label): str(digest) for label, digest in payload.items()}
+    return {}
+
+
+def check_same_checkpoints(out: Path, hashes: dict[str, str]) -> None:
+    """Refuse a policy whose label has episodes in ``out`` from another checkpoint (e.g. a folder retrained under
+    the same name): reusing them would report the old checkpoint's success as the new one's."""
+    recorded = recorded_hashes(out)
+    for label, digest in hashes.items():
+        if recorded.get(label, digest) != digest:
+            raise UsageError(
+                f"out={out} holds episodes of {label} from another checkpoint (hash {recorded[label][:12]}, now "
+                f"{digest[:12]}): choose another out= or pass overwrite=true"
+            )
+
+
+def policies_changed(out: Path, policies: list[str] | None) -> bool:
+    """Whether ``out`` holds a run of other policies than ``policies`` (then a finished run is reopened)."""
+    record = read_record(out / RUN_FILE)
+    config = record.get("config") if record is not None else None
+    return isinstance(config, dict) and config.get("policies") != policies
+
+
+# ----------------------------------------------------------------------------------------------------------------------
 # Agreement
 # ----------------------------------------------------------------------------------------------------------------------
 
@@ -312,10 +359,20 @@ def run_evaluation(
 
     def check(loaded, env):
         rates = read_real_csv(cfg.real_csv, list(loaded)) if cfg.real_csv is not None else None
+        if cfg.policies and not overwrite:
+            paths = zip(loaded, cfg.policies, strict=True)
+            check_same_checkpoints(Path(cfg.out), {label: checkpoint_hash(path) for label, path in paths})
         return rates, start_observations(cfg, task, env, seeds)
 
     run, (policies, world_model, value_model), (loaded, env, value), (real_rates, initial) = open_run(
-        cfg, "evaluate", overwrite, tiny_inputs, device, check
+        cfg,
+        "evaluate",
+        overwrite,
+        tiny_inputs,
+        device,
+        check,
+        NEUTRAL,
+        policies_changed(Path(cfg.out), cfg.policies),
     )
     out = run.path
     shape = getattr(env, "object_shape", "") if cfg.success_from == "pose" else ""
@@ -327,6 +384,7 @@ def run_evaluation(
 
     store = ResultStore(out)
     hashes = {label: checkpoint_hash(path) for label, path in zip(loaded, policies, strict=True)}
+    write_json(out / HASHES_FILE, {**recorded_hashes(out), **hashes})
     ran = {}
     media_seeds = seeds[: cfg.media_episodes]
     recorder = MediaRecorder(out, media_seeds, value_fn=lambda frames: value.score(frames)[0])
@@ -346,9 +404,10 @@ def run_evaluation(
         ran[IMAGINED] = run_missing(store, loaded, imagined, seeds, max_steps, scorer, cfg.batch_size,
                                     on_batch=recorder.flush, recorder=recorder)  # fmt: skip
         imagine_seconds = time.perf_counter() - imagine_started
-    curves = write_curves(out)
+    curves = write_curves(out, list(loaded))
 
     frame = store.read()
+    frame = frame[frame["policy"].isin(list(loaded))]
     sim_episodes, real_episodes = {}, {}
     for label in loaded:
         rows = frame[frame["policy"] == label]
@@ -382,7 +441,8 @@ def run_evaluation(
         "sampler": asdict(env.sampler.cfg),
     }
     wall = time.perf_counter() - started
-    summary = store.summary(config=asdict(cfg), checkpoint_hashes=hashes, seeds=seeds, wall_time_s=wall)
+    summary = store.summary(config=asdict(cfg), checkpoint_hashes=hashes, seeds=seeds, wall_time_s=wall,
+                            policies=list(loaded))  # fmt: skip
     summary["agreement"] = block
     summary["provenance"]["resumed_training"] = resumed_training(world_model, value_model, policies)
     summary["media"] = {

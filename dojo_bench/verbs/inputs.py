@@ -242,13 +242,15 @@ def open_run(
     tiny_inputs: TinyInputs | None,
     device: str,
     check: Callable[[dict, Any], Any],
+    neutral: frozenset[str] = frozenset(),
+    reopen_finished: bool = False,
 ):
     """Load a run's policies, world model and value model and open its out dir, checking the inputs first.
 
     Given inputs are loaded, and ``check(loaded policies, env)`` run, before ``out`` is written, so bad input leaves
     no half-made run; size=tiny without inputs builds tiny ones under ``out/inputs`` first, with ``tiny_inputs``
-    (verbs/tiny.py). Returns (run dir, (policy paths, world model, value model), (loaded policies, imagined env,
-    value model), check's result)."""
+    (verbs/tiny.py). ``neutral`` and ``reopen_finished`` go to ``prepare_run_dir``. Returns (run dir, (policy
+    paths, world model, value model), (loaded policies, imagined env, value model), check's result)."""
     paths = (cfg.policies, cfg.world_model, cfg.value_model)
     given = all(paths)
     if given:
@@ -256,7 +258,7 @@ def open_run(
         checked = check(models[0], models[1])
     elif cfg.preset != "tiny" or tiny_inputs is None:
         raise UsageError("policies=, world_model= and value_model= are required")
-    run = prepare_run_dir(cfg.out, verb, asdict(cfg), overwrite)
+    run = prepare_run_dir(cfg.out, verb, asdict(cfg), overwrite, neutral, reopen_finished)
     if not given:
         paths = tiny_inputs(run.path / INPUTS_DIR)
         models = load_inputs(cfg, *paths, device)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -262,3 +264,40 @@ def test_success_from_the_imagined_pose_and_its_refusals(tiny_evaluate_run, tmp_
     assert "takes no calibration=" in capsys.readouterr().err
     assert main([*common[:-1], f"out={tmp_path / 'bad'}", "success_from=pixels"]) == 2
     assert "success_from must be one of value, pose" in capsys.readouterr().err
+
+
+def test_other_policies_on_a_finished_run_dir_run_only_their_episodes(tiny_run, tmp_path, capsys):
+    """A comparison grown by one checkpoint runs that checkpoint's episodes only and gives what a fresh run of
+    both gives; a dropped policy leaves the summary; a label whose checkpoint changed is refused in one line."""
+    code, out, _ = tiny_run
+    assert code == 0
+    inputs = _inputs(out)
+    labels, paths = list(inputs["policies"]), list(inputs["policies"].values())
+    grow = tmp_path / "grow"
+    base = ["evaluate", "size=tiny", "device=cpu", f"world_model={inputs['world_model']}",
+            f"value_model={inputs['value_model']}", f"out={grow}"]  # fmt: skip
+
+    assert main([*base, f"policies=[{paths[0]}]"]) == 0
+    assert main([*base, f"policies=[{paths[0]},{paths[1]}]"]) == 0  # finished, reopened with one more policy
+    summary = json.loads((grow / "summary.json").read_text())
+    assert summary["agreement"]["episodes_run_now"] == {"real": 2, "imagined": 2}  # the new policy's only
+    assert sorted(summary["agreement"]["policies"]) == sorted(labels)
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(grow / "episodes.parquet"), pd.read_parquet(out / "episodes.parquet")
+    )
+
+    assert main([*base, f"policies=[{paths[1]}]"]) == 0
+    summary = json.loads((grow / "summary.json").read_text())
+    assert sum(summary["agreement"]["episodes_run_now"].values()) == 0
+    assert list(summary["policies"]) == [labels[1]] and summary["n_episodes"] == 4
+    assert set(pd.read_parquet(grow / "curves.parquet")["policy"]) == {labels[1]}
+
+    first = Path(paths[0])  # RUN/checkpoints/STEP/pretrained_model, labelled RUN/STEP
+    swapped = tmp_path / "elsewhere" / first.relative_to(first.parents[3])  # same label, other weights
+    shutil.copytree(paths[1], swapped)
+    record = (grow / "run.json").read_text()
+    capsys.readouterr()
+    assert main([*base, f"policies=[{swapped}]"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and f"holds episodes of {labels[0]} from another checkpoint" in err[0]
+    assert (grow / "run.json").read_text() == record  # refused before the run dir was touched
