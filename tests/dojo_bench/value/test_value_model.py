@@ -116,11 +116,11 @@ def test_tiny_fit_beats_predicting_the_mean():
     first = None
     for _ in range(60):
         loss = value_losses(model, unit, progress, success)["loss"]
-        first = float(loss) if first is None else first
+        first = float(loss.detach()) if first is None else first
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    assert float(loss) < 0.5 * first
+    assert float(loss.detach()) < 0.5 * first
     predicted, _ = model.score(test_frames)
     mse = float(((predicted - test_progress) ** 2).mean())
     baseline = float(((progress.mean() - test_progress) ** 2).mean())
