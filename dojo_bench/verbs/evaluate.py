@@ -359,12 +359,14 @@ def run_evaluation(
 
     def check(loaded, env):
         rates = read_real_csv(cfg.real_csv, list(loaded)) if cfg.real_csv is not None else None
-        if cfg.policies and not overwrite:
-            paths = zip(loaded, cfg.policies, strict=True)
-            check_same_checkpoints(Path(cfg.out), {label: checkpoint_hash(path) for label, path in paths})
-        return rates, start_observations(cfg, task, env, seeds)
+        hashes = None  # given checkpoints are hashed once, here; tiny ones after they are built
+        if cfg.policies:
+            hashes = {label: checkpoint_hash(path) for label, path in zip(loaded, cfg.policies, strict=True)}
+            if not overwrite:
+                check_same_checkpoints(Path(cfg.out), hashes)
+        return rates, start_observations(cfg, task, env, seeds), hashes
 
-    run, (policies, world_model, value_model), (loaded, env, value), (real_rates, initial) = open_run(
+    run, (policies, world_model, value_model), (loaded, env, value), (real_rates, initial, hashes) = open_run(
         cfg,
         "evaluate",
         overwrite,
@@ -383,7 +385,8 @@ def run_evaluation(
         )
 
     store = ResultStore(out)
-    hashes = {label: checkpoint_hash(path) for label, path in zip(loaded, policies, strict=True)}
+    if hashes is None:
+        hashes = {label: checkpoint_hash(path) for label, path in zip(loaded, policies, strict=True)}
     write_json(out / HASHES_FILE, {**recorded_hashes(out), **hashes})
     ran = {}
     media_seeds = seeds[: cfg.media_episodes]
