@@ -30,6 +30,15 @@ def file_hashes(folder: Path) -> dict[str, str]:
     return {p.name: sha256_of_file(p) for p in sorted(folder.iterdir()) if p.is_file()}
 
 
+def content_hash(path: str | Path) -> str:
+    """sha256 (hex) of what ``path`` holds: a file's bytes, or a folder's files (directly in it: names and hashes),
+    so the same model copied or installed elsewhere hashes the same and other weights at the same path do not."""
+    path = Path(path)
+    if path.is_file():
+        return sha256_of_file(path)
+    return hashlib.sha256(json.dumps(file_hashes(path), sort_keys=True).encode()).hexdigest()
+
+
 def read_manifest(root: Path, what: str) -> dict[str, Any]:
     path = root / MANIFEST_FILE
     if not path.is_file():
@@ -58,4 +67,4 @@ def verify_entry(folder: Path, files: dict[str, str], what: str) -> Path:
     return folder
 
 
-__all__ = ["MANIFEST_FILE", "file_hashes", "read_manifest", "sha256_of_file", "verify_entry"]
+__all__ = ["MANIFEST_FILE", "content_hash", "file_hashes", "read_manifest", "sha256_of_file", "verify_entry"]

@@ -2,7 +2,9 @@
 
 A run directory carries ``run.json``: the verb, its config, a hash of the parts of the config that change
 results, and a status. An unfinished run of the same config is resumed; a finished run, a different config or
-foreign files are refused unless ``overwrite=true``.
+foreign files are refused unless ``overwrite=true``. Inputs given by path (models, checkpoints) can be hashed by
+what they hold (``inputs``, recorded beside the config): the same models moved, or the shipped ones installed in
+another checkout, are the same run; other weights at the same path are not.
 """
 
 from __future__ import annotations
@@ -28,25 +30,41 @@ DEFAULTS: dict[str, Any] | None = None
 NEUTRAL_KEYS = frozenset({"out", "overwrite", "workers", "device"})
 
 
-def config_hash(config: dict[str, Any], neutral: frozenset[str] | set[str] = frozenset()) -> str:
+def config_hash(
+    config: dict[str, Any],
+    neutral: frozenset[str] | set[str] = frozenset(),
+    inputs: dict[str, Any] | None = None,
+) -> str:
+    """A short hash of the keys of ``config`` that change results; a key in ``inputs`` is hashed by the value given
+    there (what its path holds) instead of by its path."""
     relevant = {k: v for k, v in config.items() if k not in NEUTRAL_KEYS and k not in neutral}
+    relevant.update({k: v for k, v in (inputs or {}).items() if k in relevant})
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def same_config(record: dict[str, Any], config: dict[str, Any], neutral: frozenset[str] | set[str]) -> bool:
-    """Whether ``config`` is the run recorded in ``record``: the same hash, or the same once the keys that the
-    recorded config lacks and that hold their defaults (``DEFAULTS``) are left out: keys added to the verb since
-    the run started, which the code that started it ran as if at their defaults. The recorded config is hashed
-    again with today's ``neutral`` keys, so a key made neutral later does not orphan older runs."""
+def same_config(
+    record: dict[str, Any],
+    config: dict[str, Any],
+    neutral: frozenset[str] | set[str],
+    inputs: dict[str, Any] | None = None,
+) -> bool:
+    """Whether ``config`` (with ``inputs``, see ``config_hash``) is the run recorded in ``record``: the same hash,
+    or the same once the keys that the recorded config lacks and that hold their defaults (``DEFAULTS``) are left
+    out: keys added to the verb since the run started, which the code that started it ran as if at their defaults.
+    The recorded config is hashed again with today's ``neutral`` keys, so a key made neutral later does not orphan
+    older runs. A record without inputs (a run from before they were recorded) is compared by paths."""
     stored = record.get("config")
+    stored_inputs = record.get("inputs")
+    if not isinstance(stored_inputs, dict):
+        stored_inputs = inputs = None
     recorded = {record.get("config_hash")}
     if isinstance(stored, dict):
-        recorded.add(config_hash(stored, neutral))  # keys the verb has made neutral since the run started
-    if config_hash(config, neutral) in recorded:
+        recorded.add(config_hash(stored, neutral, stored_inputs))  # keys made neutral since the run started
+    if config_hash(config, neutral, inputs) in recorded:
         return True
     if not isinstance(stored, dict) or not isinstance(DEFAULTS, dict):
         return False
-    return config_hash(_known(config, stored, DEFAULTS), neutral) in recorded
+    return config_hash(_known(config, stored, DEFAULTS), neutral, inputs) in recorded
 
 
 def _known(config: dict[str, Any], stored: dict[str, Any], defaults: Any) -> dict[str, Any]:
@@ -91,14 +109,16 @@ def prepare_run_dir(
     overwrite: bool,
     neutral: frozenset[str] = frozenset(),
     reopen_finished: bool = False,
+    inputs: dict[str, Any] | None = None,
 ) -> RunDir:
     """Create, resume or refuse ``out`` for a run of ``verb`` with ``config`` (see module docstring).
 
     ``neutral``: more keys that do not change what the run's stages produce (resuming with other values is
     allowed). ``reopen_finished``: a finished run of the same config is reopened (a verb whose finished stages are
-    reused and whose last stage is cheap to redo) instead of refused."""
+    reused and whose last stage is cheap to redo) instead of refused. ``inputs``: {key: hash of what the key's path
+    holds} for path-valued keys, recorded and used in place of the paths (module docstring)."""
     path = Path(out).expanduser()
-    digest = config_hash(config, neutral)
+    digest = config_hash(config, neutral, inputs)
     try:
         path.exists()
     except OSError as error:  # e.g. a name too long for the file system
@@ -115,7 +135,7 @@ def prepare_run_dir(
                 f"out={path} is not empty and holds no dojo-bench run: choose another out= "
                 "or pass overwrite=true"
             )
-        elif record.get("verb") != verb or not same_config(record, config, neutral):
+        elif record.get("verb") != verb or not same_config(record, config, neutral, inputs):
             raise UsageError(
                 f"out={path} holds a {record.get('verb')} run with a different config: choose another out= "
                 "or pass overwrite=true"
@@ -123,13 +143,14 @@ def prepare_run_dir(
         elif record.get("status") == "finished" and not reopen_finished:
             raise UsageError(f"out={path} holds a finished {verb} run: pass overwrite=true to redo it")
         else:
-            record.update(config=config, config_hash=digest, status="running")
+            record.update(config=config, config_hash=digest, inputs=inputs, status="running")
             write_json(record_path, record)
             return RunDir(path, verb, config, resumed=True)
     record = {
         "verb": verb,
         "config": config,
         "config_hash": digest,
+        "inputs": inputs,
         "status": "running",
         "started_at": time.time(),
         "command": COMMAND,

@@ -13,7 +13,7 @@ from typing import Any
 from dojo_bench.core.devices import resolve_device
 from dojo_bench.core.errors import DojoError, UsageError
 from dojo_bench.core.keys import OBS_IMAGE, OBS_STATE
-from dojo_bench.core.manifest import file_hashes
+from dojo_bench.core.manifest import content_hash, file_hashes
 from dojo_bench.core.run_dir import prepare_run_dir
 from dojo_bench.dojo.tasks import TaskSpec, get_task
 from dojo_bench.engine.rollout import check_policy_fits_world
@@ -235,6 +235,20 @@ def run_settings(cfg) -> tuple[TaskSpec, str, int, list[int]]:
     )
 
 
+def input_hashes(cfg, neutral: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """What a run's model and checkpoint paths hold (``core.manifest.content_hash``), for its run dir's identity:
+    the same models moved, or the shipped defaults installed elsewhere, resume the run; other weights at the same
+    path are refused. ``world_model=dojo`` (no path) stays as it is; neutral keys are not hashed."""
+
+    def held(path: str) -> str:
+        return content_hash(path) if Path(path).exists() else path
+
+    hashes: dict[str, Any] = {name: held(getattr(cfg, name)) for name in ("world_model", "value_model")}
+    if "policies" not in neutral:
+        hashes["policies"] = [held(path) for path in cfg.policies]
+    return hashes
+
+
 def open_run(
     cfg,
     verb: str,
@@ -258,7 +272,8 @@ def open_run(
         checked = check(models[0], models[1])
     elif cfg.preset != "tiny" or tiny_inputs is None:
         raise UsageError("policies=, world_model= and value_model= are required")
-    run = prepare_run_dir(cfg.out, verb, asdict(cfg), overwrite, neutral, reopen_finished)
+    identity = input_hashes(cfg, neutral) if given else None
+    run = prepare_run_dir(cfg.out, verb, asdict(cfg), overwrite, neutral, reopen_finished, identity)
     if not given:
         paths = tiny_inputs(run.path / INPUTS_DIR)
         models = load_inputs(cfg, *paths, device)

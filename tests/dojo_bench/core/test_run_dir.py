@@ -31,3 +31,27 @@ def test_without_the_cli_defaults_the_hashes_must_match(tmp_path, monkeypatch):
     prepare_run_dir(tmp_path / "run", "train", {"steps": 5}, overwrite=False)
     with pytest.raises(UsageError, match="different config"):
         prepare_run_dir(tmp_path / "run", "train", {"steps": 5, "added": 0}, overwrite=False)
+
+
+def test_inputs_hashed_by_content_follow_the_models_not_their_paths(tmp_path, monkeypatch):
+    monkeypatch.setattr(run_dir, "DEFAULTS", None)
+    run = tmp_path / "run"
+    made = {"world_model": "/a/wm", "seeds": 5}
+    prepare_run_dir(run, "evaluate", made, overwrite=False, inputs={"world_model": "h1"})
+    # The same model elsewhere (another checkout's shipped default):
+    moved = {"world_model": "/b/wm", "seeds": 5}
+    assert prepare_run_dir(run, "evaluate", moved, overwrite=False, inputs={"world_model": "h1"}).resumed
+    with pytest.raises(UsageError, match="different config"):  # other weights at the same path
+        prepare_run_dir(run, "evaluate", moved, overwrite=False, inputs={"world_model": "h2"})
+    with pytest.raises(UsageError, match="different config"):  # the same weights, another setting
+        prepare_run_dir(run, "evaluate", {**moved, "seeds": 6}, overwrite=False, inputs={"world_model": "h1"})
+
+
+def test_a_run_recorded_before_inputs_were_hashed_resumes_by_its_paths(tmp_path, monkeypatch):
+    monkeypatch.setattr(run_dir, "DEFAULTS", None)
+    run = tmp_path / "run"
+    config = {"world_model": "/a/wm", "seeds": 5}
+    prepare_run_dir(run, "evaluate", config, overwrite=False)  # no inputs recorded
+    assert prepare_run_dir(run, "evaluate", config, overwrite=False, inputs={"world_model": "h1"}).resumed
+    assert prepare_run_dir(run, "evaluate", {**config, "world_model": "/b/wm"}, overwrite=False,
+                           inputs={"world_model": "h1"}).resumed  # now recorded by content  # fmt: skip

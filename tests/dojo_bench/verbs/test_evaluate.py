@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -301,3 +302,44 @@ def test_other_policies_on_a_finished_run_dir_run_only_their_episodes(tiny_run, 
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and f"holds episodes of {labels[0]} from another checkpoint" in err[0]
     assert (grow / "run.json").read_text() == record  # refused before the run dir was touched
+
+
+def test_the_same_models_moved_resume_the_run_and_other_weights_there_are_refused(tiny_run, tmp_path, capsys):
+    """A run dir knows its world and value models by what they hold, not where they are (the shipped defaults of
+    another checkout are the same models); other weights under the same path are another run."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    code, out, _ = tiny_run
+    assert code == 0
+    inputs = _inputs(out)
+    paths = list(inputs["policies"].values())
+    moved = tmp_path / "moved"
+    for name in ("world_model", "value_model"):
+        shutil.copytree(inputs[name], moved / name)
+    run = tmp_path / "run"
+
+    def evaluate(models: dict, policies: list) -> int:
+        return main(["evaluate", "size=tiny", "device=cpu", f"world_model={models['world_model']}",
+                     f"value_model={models['value_model']}", f"policies=[{','.join(policies)}]", f"out={run}"])  # fmt: skip
+
+    assert evaluate(inputs, paths[:1]) == 0
+    moved_models = {name: moved / name for name in ("world_model", "value_model")}
+    assert evaluate(moved_models, paths) == 0
+    ran = json.loads((run / "summary.json").read_text())["agreement"]["episodes_run_now"]
+    assert ran == {"real": 2, "imagined": 2}  # only the added policy: the moved models are the same run
+
+    weights = moved / "world_model" / "model.safetensors"
+    with safe_open(str(weights), "pt") as handle:
+        tensors, metadata = {key: handle.get_tensor(key) for key in handle.keys()}, handle.metadata()
+    first = next(key for key, tensor in tensors.items() if tensor.is_floating_point())
+    tensors[first] = tensors[first] + 0.01
+    save_file(tensors, str(weights), metadata=metadata)
+    config = weights.with_name("config.json")  # a consistent release (it records its weights' hash)
+    payload = json.loads(config.read_text())
+    payload["weights_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+    config.write_text(json.dumps(payload))
+    capsys.readouterr()
+    assert evaluate(moved_models, paths) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "different config" in err[0]
