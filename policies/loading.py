@@ -29,7 +29,6 @@ Two ways to ask for actions:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 from collections import deque
@@ -49,6 +48,7 @@ from torch import Tensor
 import policies.pixel_policy  # noqa: F401  (registers the "dojo_pixel" type with lerobot)
 from dojo_bench.core.errors import DojoError
 from dojo_bench.core.keys import ACTION
+from dojo_bench.core.manifest import sha256_of_file
 
 TRAINING_FILE = (
     "training.json"  # beside a policy `dojo-bench train stage=policy` saved: provenance, resume record
@@ -253,11 +253,7 @@ def checkpoint_hash(path: str | Path) -> str:
     weights = path / WEIGHTS_FILE if path.is_dir() else path
     if not weights.is_file():
         raise DojoError(f"policy checkpoint {path}: {WEIGHTS_FILE} is missing")
-    digest = hashlib.sha256()
-    with open(weights, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_of_file(weights)
 
 
 def check_action_dim(policy: LoadedPolicy | PreTrainedPolicy, expected: int) -> None:
