@@ -29,6 +29,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from dojo_bench.core.files import atomic_write
+from dojo_bench.core.manifest import sha256_of_file
 from world_model.dit import DiT, DiTConfig
 from world_model.pixel_model import PixelWorldModel, PixelWorldModelConfig
 from world_model.tokenizer import TokenizerConfig, VideoTokenizer
@@ -65,14 +66,6 @@ def _canonical(components: dict[str, dict[str, Any]]) -> str:
 
 def _config_hash(components: dict[str, dict[str, Any]]) -> str:
     return hashlib.sha256(_canonical(components).encode()).hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -113,7 +106,7 @@ def save_world_model(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(tensors, str(p), metadata=metadata))
-    payload["weights_sha256"] = file_sha256(directory / WEIGHTS_FILE)
+    payload["weights_sha256"] = sha256_of_file(directory / WEIGHTS_FILE)
     text = json.dumps(payload, indent=2, sort_keys=True)
     atomic_write(directory / CONFIG_FILE, lambda p: p.write_text(text + "\n"))
     return directory
@@ -231,7 +224,7 @@ def load_world_model(
     weights_path = directory / WEIGHTS_FILE
     tensors, metadata = _read_weights(weights_path)
     recorded = payload.get("weights_sha256")
-    if recorded is not None and recorded != file_sha256(weights_path):
+    if recorded is not None and recorded != sha256_of_file(weights_path):
         raise CheckpointError(
             f"{weights_path}: SHA-256 differs from the one recorded in {CONFIG_FILE} (damaged or replaced file)"
         )
